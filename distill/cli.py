@@ -1,0 +1,225 @@
+"""The `distill` command line: score, evaluate, validate and run.
+
+Bad input of any kind ends in one line on stderr naming what is wrong, exit code 2, and
+nothing written. Outputs are written atomically, only after everything succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from distill.errors import DistillError
+
+app = typer.Typer(
+    name="distill",
+    help="Distil large language models into small ones that keep their accuracy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+log = logging.getLogger("distill")
+
+
+def _quiet_libraries() -> None:
+    # transformers' load reports (e.g. 'newly initialised head') are rephrased by us where they matter.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def _print_json(obj: object) -> None:
+    typer.echo(json.dumps(obj, indent=2))
+
+
+@app.command()
+def score(
+    data: Annotated[Path, typer.Argument(help="SQuAD v1.1/v2.0 JSON (or .json.gz) with the gold answers.")],
+    predictions: Annotated[Path, typer.Argument(help="JSON object: question id -> predicted answer text.")],
+    na_prob_file: Annotated[
+        Path | None, typer.Option(help="JSON object: question id -> no-answer probability (adds best_* keys).")
+    ] = None,
+    na_prob_thresh: Annotated[float, typer.Option(help="Predict no-answer when the probability exceeds this.")] = 1.0,
+) -> None:
+    """Score SQuAD predictions exactly as the official v2.0 evaluation script does."""
+    from distill.data.squad import read_squad
+    from distill.io import read_json
+    from distill.metrics.squad import missing_predictions, score_squad, validate_na_probs, validate_predictions
+
+    dataset = read_squad(str(data), check_answer_spans=False)
+    answers = validate_predictions(read_json(predictions), str(predictions))
+    na_probs = None
+    if na_prob_file is not None:
+        scored = [qa["id"] for qa in dataset.questions() if qa["id"] in answers]
+        na_probs = validate_na_probs(read_json(na_prob_file), str(na_prob_file), scored)
+    missing = missing_predictions(dataset, answers)
+    if missing:
+        typer.echo(
+            f"warning: {len(missing)} of {dataset.num_questions} questions have no prediction "
+            f"(e.g. {missing[0]}); they score 0",
+            err=True,
+        )
+    _print_json(score_squad(dataset, answers, na_probs, na_prob_thresh=na_prob_thresh))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help="Model folder, hub id, or short name ('minilm').")],
+    data: Annotated[str, typer.Option(help="SQuAD JSON for qa; TSV/CSV/JSONL for classification; or a hub id.")],
+    task: Annotated[Literal["auto", "qa", "classification"], typer.Option(help="Default: from the model's head, else the file type.")] = "auto",
+    max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate the first N questions/rows only.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write predictions here (JSON).")] = None,
+    na_prob_output: Annotated[Path | None, typer.Option(help="QA: write no-answer odds here (for score --na-prob-file).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    max_seq_length: Annotated[int | None, typer.Option(min=32, help="Default: 384 for qa, 128 for classification.")] = None,
+    doc_stride: Annotated[int, typer.Option(min=1, help="QA window overlap in tokens.")] = 128,
+    split: Annotated[str | None, typer.Option(help="Hub split when --data is a hub id.")] = None,
+    text_column: Annotated[str, typer.Option(help="Classification text column.")] = "sentence",
+    label_column: Annotated[str, typer.Option(help="Classification label column.")] = "label",
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow code shipped with the checkpoint to run.")] = False,
+) -> None:
+    """Evaluate a model on QA (EM/F1) or classification (accuracy) data and print JSON metrics."""
+    _quiet_libraries()
+    from distill.config import DataSource
+    from distill.data.sources import is_local
+    from distill.models.loading import model_task
+
+    source = DataSource(path=data, split=split)
+    if task == "auto":
+        suffixes = "".join(Path(data).suffixes).lower()
+        by_data = "qa" if ".json" in suffixes and ".jsonl" not in suffixes else None
+        task = model_task(model) or by_data or ("classification" if is_local(data) else "qa")
+    started = time.perf_counter()
+    if task == "qa":
+        result, written = _evaluate_qa(model, source, max_samples, batch_size, max_seq_length or 384, doc_stride,
+                                       trust_remote_code)
+    else:
+        result, written = _evaluate_classification(model, source, max_samples, batch_size, max_seq_length or 128,
+                                                   text_column, label_column, trust_remote_code)
+    result["eval_seconds"] = round(time.perf_counter() - started, 3)
+    # Outputs are written only now that everything has succeeded.
+    from distill.io import atomic_write_json
+
+    if output is not None:
+        atomic_write_json(output, written["predictions"])
+    if na_prob_output is not None and "null_odds" in written:
+        atomic_write_json(na_prob_output, written["null_odds"])
+    _print_json(result)
+
+
+def _progress_bar(total: int, unit: str):  # noqa: ANN202 - tqdm type
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+
+
+def _warn_fresh_head(model: str, fresh: list[str]) -> bool:
+    if fresh:
+        typer.echo(f"note: model '{model}' has a newly initialised head ({len(fresh)} tensors): "
+                   "scores reflect an untrained model", err=True)
+    return bool(fresh)
+
+
+def _evaluate_qa(model_name, source, max_samples, batch_size, max_seq_length, doc_stride, trust_remote_code):  # noqa: ANN001, ANN202
+    from distill.config import QADataConfig
+    from distill.data.squad import cap_questions, read_squad
+    from distill.evaluation import evaluate_qa
+    from distill.models.loading import load_model, load_tokenizer
+
+    try:
+        settings = QADataConfig(eval=source, max_seq_length=max_seq_length, doc_stride=doc_stride)
+    except ValueError as exc:
+        raise DistillError(f"evaluate: {str(exc).splitlines()[-1].strip()}") from None
+    dataset = cap_questions(read_squad(source), max_samples)
+    tokenizer = load_tokenizer(model_name, trust_remote_code=trust_remote_code)
+    model, fresh = load_model(model_name, "qa", trust_remote_code=trust_remote_code)
+    with _progress_bar(dataset.num_questions, "window") as bar:
+        evaluation = evaluate_qa(model, tokenizer, dataset, settings, batch_size=batch_size, progress=bar.update)
+    result = {
+        "task": "qa",
+        "model": model_name,
+        "data": dataset.source,
+        "untrained_head": _warn_fresh_head(model_name, fresh),
+        "num_features": evaluation.num_features,
+        "metrics": evaluation.metrics,
+    }
+    return result, {"predictions": evaluation.predictions.answers, "null_odds": evaluation.predictions.null_odds}
+
+
+def _evaluate_classification(model_name, source, max_samples, batch_size, max_seq_length, text_column,  # noqa: ANN001, ANN202
+                             label_column, trust_remote_code):
+    from distill.data.classification import infer_label_list, read_classification, sample_rows
+    from distill.evaluation import evaluate_classification
+    from distill.models.loading import load_model, load_tokenizer
+
+    dataset = sample_rows(
+        read_classification(source, text_column=text_column, label_column=label_column, default_split="validation"),
+        max_samples, None,
+    )
+    tokenizer = load_tokenizer(model_name, trust_remote_code=trust_remote_code)
+    model, fresh = load_model(model_name, "classification", trust_remote_code=trust_remote_code)
+    configured = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    # A trained head knows its labels; an untrained one gets the data's label set.
+    if fresh or all(label.startswith("LABEL_") for label in configured):
+        label_list = infer_label_list(dataset)
+        if len(label_list) != model.config.num_labels:
+            model, fresh = load_model(model_name, "classification", num_labels=len(label_list),
+                                      trust_remote_code=trust_remote_code)
+    else:
+        label_list = configured
+    with _progress_bar(len(dataset), "row") as bar:
+        evaluation = evaluate_classification(model, tokenizer, dataset, label_list, max_seq_length=max_seq_length,
+                                             batch_size=batch_size, progress=bar.update)
+    result = {
+        "task": "classification",
+        "model": model_name,
+        "data": dataset.source,
+        "labels": label_list,
+        "untrained_head": _warn_fresh_head(model_name, fresh),
+        "metrics": evaluation.metrics,
+    }
+    return result, {"predictions": evaluation.predictions}
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="YAML run config.")]) -> None:
+    """Check a run config and print it fully resolved (defaults filled in, ${VAR}s expanded)."""
+    from distill.config import load_config
+
+    _print_json(load_config(config).model_dump(mode="json"))
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="YAML run config.")]) -> None:
+    """Run the distillation workflow described by CONFIG."""
+    from distill.config import load_config
+
+    load_config(config)
+    raise DistillError(f"{config}: valid, but the run workflow is not available in this version")
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        app()
+    except DistillError as exc:
+        typer.echo(f"distill: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("distill: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Typed run configs: YAML in, validated pydantic models out.
+
+Every section forbids unknown keys, so a typo (`learning_rat:`) is an error rather than
+a silently ignored default. String values may reference the environment as `${VAR}` or
+`${VAR:-default}` (write `$${` for a literal `${`). Errors name the file, the field and
+the bad value on one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from distill.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class DataSource(StrictModel):
+    """Where a dataset comes from: a local file, or a Hugging Face hub dataset id."""
+
+    path: str = Field(description="Local file (.json/.json.gz SQuAD, .tsv/.csv/.jsonl, optionally .gz) or hub id.")
+    split: str | None = Field(default=None, description="Hub split, e.g. 'train' or 'validation'. Ignored for files.")
+    name: str | None = Field(default=None, description="Hub dataset config name, e.g. 'sst2' for 'glue'.")
+    revision: str | None = Field(default=None, description="Hub revision; pin it for reproducible runs.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        # Most configs name a file: accept a bare string as the path.
+        return {"path": value} if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+ArticleSelection = Annotated[int, Field(ge=1)] | list[str]
+
+
+class QADataConfig(StrictModel):
+    """Extractive QA in SQuAD format (v1.1, or v2.0 with unanswerable questions)."""
+
+    task: Literal["qa"] = "qa"
+    train: DataSource | None = Field(default=None, description="Training data; may be the same file as eval.")
+    eval: DataSource = Field(description="Evaluation data.")
+    train_articles: ArticleSelection | None = Field(
+        default=None,
+        description="Articles to train on: the first N in file order, or a list of titles. "
+        "Needed when train and eval are one file (only SQuAD dev is available offline).",
+    )
+    eval_articles: ArticleSelection | None = Field(
+        default=None, description="Articles to evaluate on: the last N in file order, or a list of titles."
+    )
+    version_2_with_negative: bool | None = Field(
+        default=None, description="Allow no-answer predictions. None: true when the data has unanswerable questions."
+    )
+    max_seq_length: int = Field(default=384, ge=32, le=8192, description="Tokens per window (question + context).")
+    doc_stride: int = Field(default=128, ge=1, description="Overlap between consecutive windows of a long context.")
+    n_best_size: int = Field(default=20, ge=1, description="Start/end candidates searched per window.")
+    max_answer_length: int = Field(default=30, ge=1, description="Longest answer, in tokens.")
+    null_score_diff_threshold: float = Field(
+        default=0.0, description="v2: predict no-answer when null score minus best span score exceeds this."
+    )
+    max_train_samples: int | None = Field(default=None, ge=1, description="Cap on training questions (smoke runs).")
+    max_eval_samples: int | None = Field(default=None, ge=1, description="Cap on evaluation questions.")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> QADataConfig:
+        if self.doc_stride >= self.max_seq_length:
+            raise ValueError(
+                f"doc_stride ({self.doc_stride}) must be smaller than max_seq_length ({self.max_seq_length})"
+            )
+        return self
+
+
+class ClassificationDataConfig(StrictModel):
+    """Sentence (or sentence-pair) classification from TSV/CSV/JSONL files or the hub."""
+
+    task: Literal["classification"] = "classification"
+    train: DataSource | None = Field(default=None, description="Training data.")
+    eval: DataSource = Field(description="Evaluation data.")
+    text_column: str = Field(default="sentence", description="Column holding the text.")
+    text_pair_column: str | None = Field(default=None, description="Second text column for pair tasks (e.g. MNLI).")
+    label_column: str = Field(default="label", description="Column holding the label.")
+    labels: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        description="The label set, in id order. None: the sorted distinct labels of the training data.",
+    )
+    max_seq_length: int = Field(default=128, ge=8, le=8192, description="Tokens per sentence after truncation.")
+    max_train_samples: int | None = Field(default=None, ge=1, description="Cap on training rows.")
+    max_eval_samples: int | None = Field(default=None, ge=1, description="Cap on evaluation rows.")
+    sample_seed: int | None = Field(
+        default=None,
+        description="Shuffle training rows with random.Random(seed) before capping, for a fixed random subset. "
+        "None keeps file order.",
+    )
+
+
+DataConfig = Annotated[QADataConfig | ClassificationDataConfig, Field(discriminator="task")]
+
+# --------------------------------------------------------------------------- models and training
+
+
+class ModelConfig(StrictModel):
+    """A model by hub id, local folder, or short name (`minilm`: the packaged all-MiniLM-L6-v2)."""
+
+    model: str = Field(description="Hub id, local folder, or a short name such as 'minilm'.")
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(
+        default=False, description="Run model code shipped with the checkpoint. Off: it executes arbitrary code."
+    )
+    allow_pickle_weights: bool = Field(
+        default=False, description="Also load pickle (.bin) weights. Off: only safetensors, which cannot run code."
+    )
+
+
+class TrainingConfig(StrictModel):
+    """Optimisation settings for one training stage (HF Trainer arguments, named the same way)."""
+
+    epochs: float = Field(default=2.0, gt=0, description="Passes over the training features.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    learning_rate: float = Field(default=5e-5, gt=0, le=1.0, description="Peak AdamW learning rate.")
+    batch_size: int = Field(default=16, ge=1, description="Training batch size per device.")
+    eval_batch_size: int = Field(default=64, ge=1, description="Inference batch size.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up linearly.")
+    logging_steps: int = Field(default=10, ge=1, description="Log loss and learning rate every N steps.")
+    save_steps: int = Field(default=100, ge=1, description="Checkpoint every N steps; retries resume from the newest.")
+    save_total_limit: int = Field(default=2, ge=1, description="Checkpoints kept on disk.")
+
+
+class TeacherConfig(ModelConfig):
+    """The large model whose accuracy the students should keep."""
+
+    finetuned: bool = Field(default=False, description="True: already fine-tuned on the task; skip fine-tuning.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+class EvaluationConfig(StrictModel):
+    """How models are measured besides the task metric."""
+
+    latency_samples: int = Field(default=20, ge=1, description="Timed batch-1 forwards for latency p50/p95.")
+    throughput_batch_size: int = Field(default=32, ge=1, description="Batch size for the throughput figure.")
+    latency_threads: int | None = Field(default=None, ge=1, description="torch CPU threads while timing; None: all.")
+
+
+class RunConfig(StrictModel):
+    """One distillation run: data, teacher, stages and where results go."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name, used in artifact paths.")
+    seed: int = Field(default=42, description="Seeds data sampling, initialisation and training.")
+    artifact_root: str = Field(default="./artifacts", description="Where stage outputs are written.")
+    data: DataConfig
+    teacher: TeacherConfig
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+
+# --------------------------------------------------------------------------- loading
+
+_ENV_PATTERN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def interpolate_env(value: Any, *, where: str = "", env: dict[str, str] | None = None) -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string of a parsed YAML tree.
+
+    Done on parsed values, not raw text, so a value containing YAML syntax cannot change
+    the document's structure. `where` is the dotted field path used in error messages.
+    """
+    env = os.environ if env is None else env
+    if isinstance(value, dict):
+        return {k: interpolate_env(v, where=_join(where, k), env=env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate_env(v, where=f"{where}[{i}]", env=env) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name, default = match.group(1), match.group(2)
+        found = env.get(name)
+        if found is not None and (found != "" or default is None):
+            return found
+        if default is not None:
+            return default
+        raise ConfigError(f"{where or 'value'}: environment variable {name} is not set (use ${{{name}:-default}})")
+
+    return _ENV_PATTERN.sub(substitute, value)
+
+
+def _join(prefix: str, key: Any) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line: `source: field.path: problem (got value)`, plus a count of further problems."""
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    loc = ""
+    for part in first["loc"]:
+        # Discriminated unions add the tag name ('qa') as a location part; hide it.
+        if isinstance(part, int):
+            loc += f"[{part}]"
+        elif part not in ("qa", "classification"):
+            loc = _join(loc, part)
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    line = f"{source}: {loc or 'config'}: {message}"
+    if first["type"] not in ("missing",) and "input" in first and not isinstance(first["input"], dict):
+        line += f" (got {first['input']!r})"
+    if len(problems) > 1:
+        line += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+    return line
+
+
+def parse_config(raw: Any, *, source: str = "config") -> RunConfig:
+    """Validate an already-parsed mapping (e.g. a Prefect flow parameter) into a RunConfig."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        raw = interpolate_env(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    """Read and validate a YAML run config."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: config file is empty")
+    return parse_config(raw, source=str(path))

@@ -1,0 +1,44 @@
+"""Decide whether a data source is a local file or a hub dataset, and load hub datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill.config import DataSource
+from distill.errors import DataError
+from distill.hub import hub_offline_forced, hub_reachable, offline_hint
+
+_FILE_SUFFIXES = {".json", ".jsonl", ".tsv", ".csv", ".gz", ".txt"}
+
+
+def is_local(path: str) -> bool:
+    """A source is local when it exists or is spelled like a path (so a typo is 'file not found', not a hub call)."""
+    candidate = Path(path).expanduser()
+    if candidate.exists():
+        return True
+    return path.startswith(("/", "./", "../", "~")) or candidate.suffix.lower() in _FILE_SUFFIXES
+
+
+def local_path(source: DataSource) -> Path:
+    path = Path(source.path).expanduser()
+    if not path.exists():
+        raise DataError(f"{source.path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{source.path}: is a directory, expected a data file")
+    return path
+
+
+def load_hub_split(source: DataSource, default_split: str) -> Any:
+    """Load one split of a hub dataset as a `datasets.Dataset`."""
+    import datasets
+
+    split = source.split or default_split
+    if not hub_offline_forced() and not hub_reachable():
+        raise DataError(offline_hint("dataset", source.path))
+    try:
+        return datasets.load_dataset(source.path, source.name, split=split, revision=source.revision)
+    except Exception as exc:  # datasets raises many types; all mean the same thing to a user
+        if not hub_reachable():
+            raise DataError(offline_hint("dataset", source.path)) from None
+        raise DataError(f"dataset '{source.path}' (split {split!r}): cannot load from the hub: {exc}") from None

@@ -1,0 +1,122 @@
+"""Run a model over a dataset and score it: SQuAD EM/F1 for QA, accuracy/macro-F1 for classification."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill.config import QADataConfig
+from distill.data.classification import ClassificationDataset, encode_labels
+from distill.data.squad import SquadDataset
+from distill.metrics.classification import classification_metrics
+from distill.metrics.squad import score_squad
+from distill.qa.features import columns, prepare_eval_features
+from distill.qa.postprocess import QAPredictions, postprocess_qa_predictions
+
+Progress = Callable[[int], None]  # called with the number of rows just processed
+
+_MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@torch.inference_mode()
+def forward_in_batches(
+    model: Any, features: dict[str, list[Any]], output_names: tuple[str, ...], *, batch_size: int,
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """Forward pre-padded features through `model` in batches; returns the named outputs as float32 arrays."""
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = [name for name in _MODEL_INPUTS if name in features]
+    total = len(features["input_ids"])
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in output_names}
+    for begin in range(0, total, batch_size):
+        batch = {name: torch.tensor(features[name][begin : begin + batch_size], device=device) for name in inputs}
+        result = model(**batch)
+        for name in output_names:
+            outputs[name].append(result[name].float().cpu().numpy())
+        if progress is not None:
+            progress(min(batch_size, total - begin))
+    return {name: np.concatenate(chunks) if chunks else np.zeros((0,)) for name, chunks in outputs.items()}
+
+
+@dataclass(frozen=True)
+class QAEvaluation:
+    metrics: dict[str, float | int]
+    predictions: QAPredictions
+    num_features: int
+
+
+def evaluate_qa(
+    model: Any, tokenizer: Any, dataset: SquadDataset, settings: QADataConfig, *, batch_size: int = 64,
+    progress: Progress | None = None,
+) -> QAEvaluation:
+    """Predict every question of `dataset` and score with the official SQuAD v2.0 rules."""
+    examples = dataset.examples()
+    features = prepare_eval_features(
+        columns(examples), tokenizer, max_seq_length=settings.max_seq_length, doc_stride=settings.doc_stride
+    )
+    logits = forward_in_batches(
+        model, features, ("start_logits", "end_logits"), batch_size=batch_size, progress=progress
+    )
+    with_negative = (
+        dataset.has_unanswerable if settings.version_2_with_negative is None else settings.version_2_with_negative
+    )
+    predictions = postprocess_qa_predictions(
+        examples,
+        features,
+        logits["start_logits"],
+        logits["end_logits"],
+        version_2_with_negative=with_negative,
+        n_best_size=settings.n_best_size,
+        max_answer_length=settings.max_answer_length,
+        null_score_diff_threshold=settings.null_score_diff_threshold,
+    )
+    metrics = score_squad(dataset, predictions.answers, predictions.null_odds)
+    return QAEvaluation(metrics=metrics, predictions=predictions, num_features=len(features["input_ids"]))
+
+
+def tokenize_classification(
+    dataset: ClassificationDataset, tokenizer: Any, *, max_seq_length: int, padding: str | bool = False
+) -> dict[str, list[Any]]:
+    """Tokenize texts (and text pairs) with truncation; padding is left to the collator unless asked for."""
+    encoded = tokenizer(
+        dataset.texts,
+        dataset.text_pairs,
+        truncation=True,
+        max_length=max_seq_length,
+        padding=padding,
+    )
+    return dict(encoded)
+
+
+@dataclass(frozen=True)
+class ClassificationEvaluation:
+    metrics: dict[str, float]
+    predictions: list[str]  # predicted label strings, one per row
+
+
+def evaluate_classification(
+    model: Any, tokenizer: Any, dataset: ClassificationDataset, label_list: list[str], *, max_seq_length: int,
+    batch_size: int = 64, progress: Progress | None = None,
+) -> ClassificationEvaluation:
+    """Accuracy and macro-F1 of `model` on `dataset`, labels mapped through `label_list`."""
+    gold = encode_labels(dataset, label_list)
+    predicted: list[int] = []
+    # Sort by length so each batch pads only to its own longest sentence (2-3x faster on CPU).
+    order = sorted(range(len(dataset)), key=lambda i: len(dataset.texts[i]))
+    for begin in range(0, len(order), batch_size):
+        chunk = dataset.take(order[begin : begin + batch_size], "")
+        features = tokenize_classification(chunk, tokenizer, max_seq_length=max_seq_length, padding=True)
+        logits = forward_in_batches(model, features, ("logits",), batch_size=batch_size)["logits"]
+        predicted.extend(int(i) for i in logits.argmax(axis=-1))
+        if progress is not None:
+            progress(len(chunk))
+    by_row = [0] * len(dataset)
+    for position, row in enumerate(order):
+        by_row[row] = predicted[position]
+    metrics = classification_metrics(gold, by_row, len(label_list))
+    return ClassificationEvaluation(metrics=metrics, predictions=[label_list[i] for i in by_row])

@@ -1,0 +1,1 @@
+"""Task metrics: official SQuAD EM/F1 and classification accuracy."""

