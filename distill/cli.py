@@ -76,12 +76,19 @@ def score(
 def evaluate(
     model: Annotated[str, typer.Option(help="Model folder, hub id, or short name ('minilm').")],
     data: Annotated[str, typer.Option(help="SQuAD JSON for qa; TSV/CSV/JSONL for classification; or a hub id.")],
-    task: Annotated[Literal["auto", "qa", "classification"], typer.Option(help="Default: from the model's head, else the file type.")] = "auto",
+    task: Annotated[
+        Literal["auto", "qa", "classification"],
+        typer.Option(help="Default: from the model's head, else the file type."),
+    ] = "auto",
     max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate the first N questions/rows only.")] = None,
     output: Annotated[Path | None, typer.Option(help="Write predictions here (JSON).")] = None,
-    na_prob_output: Annotated[Path | None, typer.Option(help="QA: write no-answer odds here (for score --na-prob-file).")] = None,
+    na_prob_output: Annotated[
+        Path | None, typer.Option(help="QA: write no-answer odds here (for score --na-prob-file).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    max_seq_length: Annotated[int | None, typer.Option(min=32, help="Default: 384 for qa, 128 for classification.")] = None,
+    max_seq_length: Annotated[
+        int | None, typer.Option(min=32, help="Default: 384 for qa, 128 for classification.")
+    ] = None,
     doc_stride: Annotated[int, typer.Option(min=1, help="QA window overlap in tokens.")] = 128,
     split: Annotated[str | None, typer.Option(help="Hub split when --data is a hub id.")] = None,
     text_column: Annotated[str, typer.Option(help="Classification text column.")] = "sentence",
@@ -101,11 +108,13 @@ def evaluate(
         task = model_task(model) or by_data or ("classification" if is_local(data) else "qa")
     started = time.perf_counter()
     if task == "qa":
-        result, written = _evaluate_qa(model, source, max_samples, batch_size, max_seq_length or 384, doc_stride,
-                                       trust_remote_code)
+        result, written = _evaluate_qa(
+            model, source, max_samples, batch_size, max_seq_length or 384, doc_stride, trust_remote_code
+        )
     else:
-        result, written = _evaluate_classification(model, source, max_samples, batch_size, max_seq_length or 128,
-                                                   text_column, label_column, trust_remote_code)
+        result, written = _evaluate_classification(
+            model, source, max_samples, batch_size, max_seq_length or 128, text_column, label_column, trust_remote_code
+        )
     result["eval_seconds"] = round(time.perf_counter() - started, 3)
     # Outputs are written only now that everything has succeeded.
     from distill.io import atomic_write_json
@@ -125,8 +134,11 @@ def _progress_bar(total: int, unit: str):  # noqa: ANN202 - tqdm type
 
 def _warn_fresh_head(model: str, fresh: list[str]) -> bool:
     if fresh:
-        typer.echo(f"note: model '{model}' has a newly initialised head ({len(fresh)} tensors): "
-                   "scores reflect an untrained model", err=True)
+        typer.echo(
+            f"note: model '{model}' has a newly initialised head ({len(fresh)} tensors): "
+            "scores reflect an untrained model",
+            err=True,
+        )
     return bool(fresh)
 
 
@@ -156,15 +168,24 @@ def _evaluate_qa(model_name, source, max_samples, batch_size, max_seq_length, do
     return result, {"predictions": evaluation.predictions.answers, "null_odds": evaluation.predictions.null_odds}
 
 
-def _evaluate_classification(model_name, source, max_samples, batch_size, max_seq_length, text_column,  # noqa: ANN001, ANN202
-                             label_column, trust_remote_code):
+def _evaluate_classification(
+    model_name,
+    source,
+    max_samples,
+    batch_size,
+    max_seq_length,
+    text_column,  # noqa: ANN001, ANN202
+    label_column,
+    trust_remote_code,
+):
     from distill.data.classification import infer_label_list, read_classification, sample_rows
     from distill.evaluation import evaluate_classification
     from distill.models.loading import load_model, load_tokenizer
 
     dataset = sample_rows(
         read_classification(source, text_column=text_column, label_column=label_column, default_split="validation"),
-        max_samples, None,
+        max_samples,
+        None,
     )
     tokenizer = load_tokenizer(model_name, trust_remote_code=trust_remote_code)
     model, fresh = load_model(model_name, "classification", trust_remote_code=trust_remote_code)
@@ -173,13 +194,21 @@ def _evaluate_classification(model_name, source, max_samples, batch_size, max_se
     if fresh or all(label.startswith("LABEL_") for label in configured):
         label_list = infer_label_list(dataset)
         if len(label_list) != model.config.num_labels:
-            model, fresh = load_model(model_name, "classification", num_labels=len(label_list),
-                                      trust_remote_code=trust_remote_code)
+            model, fresh = load_model(
+                model_name, "classification", num_labels=len(label_list), trust_remote_code=trust_remote_code
+            )
     else:
         label_list = configured
     with _progress_bar(len(dataset), "row") as bar:
-        evaluation = evaluate_classification(model, tokenizer, dataset, label_list, max_seq_length=max_seq_length,
-                                             batch_size=batch_size, progress=bar.update)
+        evaluation = evaluate_classification(
+            model,
+            tokenizer,
+            dataset,
+            label_list,
+            max_seq_length=max_seq_length,
+            batch_size=batch_size,
+            progress=bar.update,
+        )
     result = {
         "task": "classification",
         "model": model_name,

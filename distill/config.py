@@ -135,7 +135,9 @@ class TrainingConfig(StrictModel):
     """Optimisation settings for one training stage (HF Trainer arguments, named the same way)."""
 
     epochs: float = Field(default=2.0, gt=0, description="Passes over the training features.")
-    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    max_steps: int | None = Field(
+        default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
+    )
     learning_rate: float = Field(default=5e-5, gt=0, le=1.0, description="Peak AdamW learning rate.")
     batch_size: int = Field(default=16, ge=1, description="Training batch size per device.")
     eval_batch_size: int = Field(default=64, ge=1, description="Inference batch size.")

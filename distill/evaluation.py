@@ -24,7 +24,11 @@ _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 @torch.inference_mode()
 def forward_in_batches(
-    model: Any, features: dict[str, list[Any]], output_names: tuple[str, ...], *, batch_size: int,
+    model: Any,
+    features: dict[str, list[Any]],
+    output_names: tuple[str, ...],
+    *,
+    batch_size: int,
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """Forward pre-padded features through `model` in batches; returns the named outputs as float32 arrays."""
@@ -51,7 +55,12 @@ class QAEvaluation:
 
 
 def evaluate_qa(
-    model: Any, tokenizer: Any, dataset: SquadDataset, settings: QADataConfig, *, batch_size: int = 64,
+    model: Any,
+    tokenizer: Any,
+    dataset: SquadDataset,
+    settings: QADataConfig,
+    *,
+    batch_size: int = 64,
     progress: Progress | None = None,
 ) -> QAEvaluation:
     """Predict every question of `dataset` and score with the official SQuAD v2.0 rules."""
@@ -100,8 +109,14 @@ class ClassificationEvaluation:
 
 
 def evaluate_classification(
-    model: Any, tokenizer: Any, dataset: ClassificationDataset, label_list: list[str], *, max_seq_length: int,
-    batch_size: int = 64, progress: Progress | None = None,
+    model: Any,
+    tokenizer: Any,
+    dataset: ClassificationDataset,
+    label_list: list[str],
+    *,
+    max_seq_length: int,
+    batch_size: int = 64,
+    progress: Progress | None = None,
 ) -> ClassificationEvaluation:
     """Accuracy and macro-F1 of `model` on `dataset`, labels mapped through `label_list`."""
     gold = encode_labels(dataset, label_list)

@@ -35,7 +35,10 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 
 def offline_hint(kind: str, ref: str) -> str:
     if hub_offline_forced():
-        return f"{kind} '{ref}' is not a local path nor in the Hugging Face cache, and offline mode is set; pass a local path"
+        return (
+            f"{kind} '{ref}' is not a local path nor in the Hugging Face cache, and offline mode is set; "
+            "pass a local path"
+        )
     return (
         f"{kind} '{ref}' is not a local path and the Hugging Face hub is unreachable; pass a local path instead "
         "(or set HF_HUB_OFFLINE=1 to use a copy already in the Hugging Face cache)"

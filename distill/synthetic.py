@@ -18,9 +18,46 @@ FOODS = ["berries", "fish", "honey", "seeds", "roots", "mice", "apples"]
 POSITIVE = ["wonderful", "moving", "brilliant", "charming", "delightful", "sharp", "funny", "warm"]
 NEGATIVE = ["dull", "tedious", "clumsy", "boring", "awful", "bland", "messy", "weak"]
 NOUNS = ["film", "story", "script", "cast", "movie", "plot", "ending", "score"]
-FILLER = ["the", "a", "an", "is", "was", "and", "in", "lives", "eats", "where", "what", "does", "do", "who",
-          "quite", "truly", "this", "that", "very", "but", "of", "near", "likes", "to", "it", "animal", "which",
-          "color", "food", "live", "eat", "many", "visitors", "come", "see", "every", "year", "."]
+FILLER = [
+    "the",
+    "a",
+    "an",
+    "is",
+    "was",
+    "and",
+    "in",
+    "lives",
+    "eats",
+    "where",
+    "what",
+    "does",
+    "do",
+    "who",
+    "quite",
+    "truly",
+    "this",
+    "that",
+    "very",
+    "but",
+    "of",
+    "near",
+    "likes",
+    "to",
+    "it",
+    "animal",
+    "which",
+    "color",
+    "food",
+    "live",
+    "eat",
+    "many",
+    "visitors",
+    "come",
+    "see",
+    "every",
+    "year",
+    ".",
+]
 
 
 def vocabulary() -> list[str]:
@@ -39,10 +76,20 @@ def _paragraph(rng: random.Random, facts: int) -> tuple[str, list[dict[str, Any]
         sentence = f"the {colour} {animal} lives in the {place} and eats {food}."
         offset = sum(len(s) + 1 for s in sentences)
         sentences.append(sentence)
-        answers.append({"question": f"where does the {colour} {animal} live?",
-                        "text": place, "answer_start": offset + sentence.index(place)})
-        answers.append({"question": f"what does the {colour} {animal} eat?",
-                        "text": food, "answer_start": offset + sentence.rindex(food)})
+        answers.append(
+            {
+                "question": f"where does the {colour} {animal} live?",
+                "text": place,
+                "answer_start": offset + sentence.index(place),
+            }
+        )
+        answers.append(
+            {
+                "question": f"what does the {colour} {animal} eat?",
+                "text": food,
+                "answer_start": offset + sentence.rindex(food),
+            }
+        )
     missing = rng.choice([a for a in ANIMALS if a not in animals])
     unanswerable = {"question": f"where does the {rng.choice(COLOURS)} {missing} live?"}
     return " ".join(sentences), answers + [unanswerable]
@@ -62,8 +109,13 @@ def synthetic_squad(
             for q, item in enumerate(items):
                 qid = f"syn-{seed}-{a}-{p}-{q}"
                 if "text" in item:
-                    qas.append({"id": qid, "question": item["question"],
-                                "answers": [{"text": item["text"], "answer_start": item["answer_start"]}]})
+                    qas.append(
+                        {
+                            "id": qid,
+                            "question": item["question"],
+                            "answers": [{"text": item["text"], "answer_start": item["answer_start"]}],
+                        }
+                    )
                 elif unanswerable:
                     qas.append({"id": qid, "question": item["question"], "answers": [], "is_impossible": True})
             article["paragraphs"].append({"context": context, "qas": qas})

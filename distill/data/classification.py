@@ -138,9 +138,7 @@ def encode_labels(dataset: ClassificationDataset, label_list: list[str]) -> list
     ids = []
     for row, label in enumerate(dataset.labels, start=1):
         if label not in index:
-            raise DataError(
-                f"{dataset.source}: row {row}: label {label!r} is not in the label set {label_list}"
-            )
+            raise DataError(f"{dataset.source}: row {row}: label {label!r} is not in the label set {label_list}")
         ids.append(index[label])
     return ids
 

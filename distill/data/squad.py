@@ -96,8 +96,9 @@ def read_squad(
         path = local_path(source)
         return parse_squad(read_json(path), source=str(path), check_answer_spans=check_answer_spans)
     rows = load_hub_split(source, default_split)
-    return from_hub_rows(rows, source=f"{source.path}[{source.split or default_split}]",
-                         check_answer_spans=check_answer_spans)
+    return from_hub_rows(
+        rows, source=f"{source.path}[{source.split or default_split}]", check_answer_spans=check_answer_spans
+    )
 
 
 def parse_squad(obj: Any, *, source: str, check_answer_spans: bool = True) -> SquadDataset:
@@ -191,7 +192,8 @@ def from_hub_rows(rows: Any, *, source: str, check_answer_spans: bool = True) ->
                 "id": str(row["id"]),
                 "question": row["question"],
                 "answers": [
-                    {"text": t, "answer_start": int(s)} for t, s in zip(answers["text"], answers["answer_start"])
+                    {"text": t, "answer_start": int(s)}
+                    for t, s in zip(answers["text"], answers["answer_start"], strict=True)
                 ],
             }
         )

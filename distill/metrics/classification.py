@@ -11,10 +11,10 @@ def classification_metrics(labels: Sequence[int], predictions: Sequence[int], nu
         raise ValueError(f"{len(labels)} labels but {len(predictions)} predictions")
     if not labels:
         raise ValueError("no examples to score")
-    correct = sum(int(gold == guess) for gold, guess in zip(labels, predictions))
+    correct = sum(int(gold == guess) for gold, guess in zip(labels, predictions, strict=True))
     per_class_f1 = []
     for label in range(num_labels):
-        true_positive = sum(1 for g, p in zip(labels, predictions) if g == label and p == label)
+        true_positive = sum(1 for g, p in zip(labels, predictions, strict=True) if g == label and p == label)
         predicted = sum(1 for p in predictions if p == label)
         actual = sum(1 for g in labels if g == label)
         denominator = predicted + actual

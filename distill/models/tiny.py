@@ -35,10 +35,15 @@ def write_tokenizer(directory: str | Path, words: Iterable[str]) -> Path:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    vocab_file = directory / "vocab.txt"
-    vocab_file.write_text("\n".join(build_vocab(words)) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab_file=str(vocab_file), do_lower_case=True, model_max_length=512)
+    vocab = build_vocab(words)
+    # transformers 5 takes the vocabulary as `vocab=`; an unknown `vocab_file=` is silently ignored.
+    tokenizer = BertTokenizer(
+        vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True, model_max_length=512
+    )
+    if tokenizer.vocab_size != len(vocab):
+        raise RuntimeError(f"tokenizer has {tokenizer.vocab_size} tokens, expected {len(vocab)}")
     tokenizer.save_pretrained(directory)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     return directory
 
 
@@ -69,8 +74,9 @@ def build_tiny_bert(
         max_position_embeddings=max_position_embeddings,
         num_labels=num_labels,
     )
-    model_class = {"qa": BertForQuestionAnswering, "classification": BertForSequenceClassification,
-                   "base": BertModel}[task]
+    model_class = {"qa": BertForQuestionAnswering, "classification": BertForSequenceClassification, "base": BertModel}[
+        task
+    ]
     torch.manual_seed(seed)
     model = model_class(config)
     model.save_pretrained(directory, safe_serialization=True)

@@ -99,8 +99,11 @@ def postprocess_qa_predictions(
             cls_index = features["cls_index"][index]
             min_null_score = min(min_null_score, float(starts[cls_index] + ends[cls_index]))
             span = best_span_in_window(
-                starts, ends, features["offset_mapping"][index],
-                n_best_size=n_best_size, max_answer_length=max_answer_length,
+                starts,
+                ends,
+                features["offset_mapping"][index],
+                n_best_size=n_best_size,
+                max_answer_length=max_answer_length,
             )
             if span is not None and (best is None or span[0] > best[0]):
                 best = span
