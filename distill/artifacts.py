@@ -1,0 +1,175 @@
+"""The artifact store: one directory per stage and cache key, a manifest, and a completion marker.
+
+Layout: `<artifact_root>/<stage>/<key>/` holds the stage's outputs (e.g. `model/` with
+safetensors, config and tokenizer), `checkpoints/` while training, `manifest.json` (every
+output file's size and sha256, the stage config, code version, metrics, upstream keys)
+and `_COMPLETE`, written last and holding the manifest's sha256. A directory without a
+valid `_COMPLETE` is unfinished: it is never served as a result, only resumed or redone.
+
+What travels between stages is a `StageResult` (uri, manifest hash, metrics): a few
+hundred bytes, never a model or tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, Field
+
+import distill
+from distill.errors import ConfigError
+from distill.fingerprint import sha256_bytes, sha256_file
+from distill.io import atomic_write_json, atomic_write_text
+
+MANIFEST = "manifest.json"
+COMPLETE = "_COMPLETE"
+CHECKPOINTS = "checkpoints"
+
+
+class StageResult(BaseModel):
+    """What a stage hands to the next one and to the flow: small and JSON-serialisable."""
+
+    name: str = Field(description="Stage name, e.g. 'finetune_teacher'.")
+    key: str = Field(description="Cache key; the stage directory's name.")
+    uri: str = Field(description="Stage directory (or, for a model used as is, the model reference).")
+    manifest_sha256: str = Field(description="sha256 of manifest.json; downstream keys include it.")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    model_path: str | None = Field(default=None, description="Folder of the stage's model, if it produced one.")
+
+
+def resolve_root(artifact_root: str) -> Path:
+    """Local directory for an artifact root given as a path or `file://` URL."""
+    parsed = urlparse(artifact_root)
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path if parsed.scheme == "file" else artifact_root).expanduser().resolve()
+    raise ConfigError(
+        f"artifact_root: {artifact_root!r}: only local paths and file:// URLs are supported "
+        "(mount shared storage and point artifact_root at the mount)"
+    )
+
+
+def check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"artifact_root: {root} is not writable ({exc.strerror or exc})") from None
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class StageDirectory:
+    """One stage output directory and the protocol for writing it safely."""
+
+    root: Path
+    stage: str
+    key: str
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.stage / self.key
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    # ------------------------------------------------------------------ reading
+
+    def verify(self) -> Verification:
+        """Complete and intact: marker present, manifest hash matches it, every listed file matches."""
+        marker, manifest_path = self.path / COMPLETE, self.path / MANIFEST
+        if not self.path.is_dir():
+            return Verification(False, "stage directory is missing")
+        if not marker.is_file():
+            return Verification(False, f"{COMPLETE} marker is missing (unfinished or interrupted)")
+        if not manifest_path.is_file():
+            return Verification(False, f"{MANIFEST} is missing")
+        manifest_bytes = manifest_path.read_bytes()
+        if sha256_bytes(manifest_bytes) != marker.read_text().strip():
+            return Verification(False, f"{MANIFEST} does not match its {COMPLETE} hash")
+        for name, entry in json.loads(manifest_bytes)["files"].items():
+            file = self.path / name
+            if not file.is_file():
+                return Verification(False, f"{name} is missing")
+            if file.stat().st_size != entry["size"]:
+                return Verification(False, f"{name} has size {file.stat().st_size}, manifest says {entry['size']}")
+            if sha256_file(file) != entry["sha256"]:
+                return Verification(False, f"{name} fails its sha256 check")
+        return Verification(True)
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.path / MANIFEST).read_text())
+
+    def result(self) -> StageResult:
+        """The StageResult of a complete directory."""
+        manifest = self.manifest()
+        return StageResult(
+            name=self.stage,
+            key=self.key,
+            uri=str(self.path),
+            manifest_sha256=(self.path / COMPLETE).read_text().strip(),
+            metrics=manifest.get("metrics", {}),
+            model_path=str(self.model_dir) if (self.model_dir / "config.json").is_file() else None,
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    def prepare(self) -> None:
+        """Open the directory for (re)computation: withdraw any completion, keep checkpoints for resuming."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / COMPLETE).unlink(missing_ok=True)
+        (self.path / MANIFEST).unlink(missing_ok=True)
+
+    def finalize(
+        self,
+        *,
+        config: dict[str, Any],
+        metrics: dict[str, Any],
+        upstream: dict[str, str],
+        code_version: str,
+        keep_checkpoints: bool = False,
+    ) -> StageResult:
+        """Hash every output file into manifest.json, then write `_COMPLETE` last."""
+        if not keep_checkpoints:
+            shutil.rmtree(self.checkpoints, ignore_errors=True)
+        files = {}
+        for file in sorted(p for p in self.path.rglob("*") if p.is_file()):
+            name = file.relative_to(self.path).as_posix()
+            if name in (MANIFEST, COMPLETE) or name.startswith(f"{CHECKPOINTS}/") or "/." in f"/{name}":
+                continue
+            files[name] = {"size": file.stat().st_size, "sha256": sha256_file(file)}
+        manifest = {
+            "stage": self.stage,
+            "key": self.key,
+            # A fresh id per build: a recomputed stage gets a new manifest hash, so stages downstream of it
+            # are recomputed too, even when training happened to reproduce identical bytes.
+            "build_id": uuid.uuid4().hex,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "distill_version": distill.__version__,
+            "code_version": code_version,
+            "config": config,
+            "upstream": upstream,
+            "metrics": metrics,
+            "files": files,
+        }
+        atomic_write_json(self.path / MANIFEST, manifest)
+        atomic_write_text(self.path / COMPLETE, sha256_file(self.path / MANIFEST) + "\n")
+        return self.result()

@@ -1,0 +1,176 @@
+"""Load the train/eval data a run config describes, and fingerprint it for cache keys.
+
+Three kinds of source: a local file, a hub dataset id, or `synthetic:qa` /
+`synthetic:sentiment` (generated, for tests and the tiny config). A source with
+`local_copy` reads that file under $DISTILL_DATA_DIR when the variable is set, and the
+hub dataset otherwise, so one config serves offline and connected machines.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from distill.config import ClassificationDataConfig, DataConfig, DataSource, QADataConfig
+from distill.data.classification import (
+    ClassificationDataset,
+    encode_labels,
+    infer_label_list,
+    read_classification,
+    sample_rows,
+)
+from distill.data.sources import is_local
+from distill.data.squad import (
+    SquadDataset,
+    cap_questions,
+    parse_squad,
+    read_squad,
+    select_articles,
+    split_by_article,
+)
+from distill.errors import DataError
+from distill.fingerprint import file_fingerprint, hash_object
+from distill.synthetic import synthetic_sentiment, synthetic_squad
+
+SYNTHETIC_PREFIX = "synthetic:"
+
+
+def effective_source(source: DataSource) -> DataSource:
+    """Apply `local_copy`: the file under $DISTILL_DATA_DIR when that is set, else the source as written."""
+    data_dir = os.environ.get("DISTILL_DATA_DIR")
+    if source.local_copy and data_dir:
+        return DataSource(path=str(Path(data_dir) / source.local_copy))
+    return source
+
+
+def source_fingerprint(source: DataSource) -> str:
+    """Content hash for local files; id, config, split and revision for hub and synthetic sources."""
+    source = effective_source(source)
+    if not source.path.startswith(SYNTHETIC_PREFIX) and is_local(source.path):
+        path = Path(source.path).expanduser()
+        if not path.is_file():
+            raise DataError(f"{source.path}: file not found")
+        return f"file:{file_fingerprint(path)}"
+    return hash_object(source.model_dump(exclude={"local_copy"}))
+
+
+def data_fingerprint(config: DataConfig) -> str:
+    """Everything about the data that changes what a stage sees: the sources' bytes and the data settings."""
+    sources = [source_fingerprint(s) for s in (config.train, config.eval) if s is not None]
+    return hash_object({"sources": sources, "settings": config.model_dump(mode="json", exclude={"train", "eval"})})
+
+
+def _synthetic_split_seed(source: DataSource) -> int:
+    # Train and evaluation splits come from disjoint seeds, so evaluation is on unseen paragraphs.
+    return {"train": 0, "validation": 1, "test": 2}.get(source.split or "train", 0)
+
+
+# --------------------------------------------------------------------------- QA
+
+
+@dataclass(frozen=True)
+class QAData:
+    train: SquadDataset | None
+    eval: SquadDataset
+
+
+def _read_squad_source(source: DataSource, default_split: str) -> SquadDataset:
+    source = effective_source(source)
+    if source.path == f"{SYNTHETIC_PREFIX}qa":
+        obj = synthetic_squad(articles=8, paragraphs=4, facts=5, seed=_synthetic_split_seed(source))
+        return parse_squad(obj, source=f"{source.path}[{source.split or 'train'}]")
+    if source.path.startswith(SYNTHETIC_PREFIX):
+        raise DataError(f"{source.path}: unknown synthetic dataset for qa (use 'synthetic:qa')")
+    return read_squad(source, default_split=default_split)
+
+
+def load_qa_data(config: QADataConfig, *, need_train: bool = True) -> QAData:
+    """Train and eval SQuAD sets after the by-article split and the question caps."""
+    whole_eval_file = _read_squad_source(config.eval, "validation")
+    one_file = config.train is not None and effective_source(config.train) == effective_source(config.eval)
+    train = None
+    if one_file and need_train:
+        if config.train_articles is None or config.eval_articles is None:
+            raise DataError(
+                f"{whole_eval_file.source}: train and eval are the same file; set data.train_articles and "
+                "data.eval_articles to split it by article"
+            )
+        train, evaluation = split_by_article(whole_eval_file, config.train_articles, config.eval_articles)
+    else:
+        evaluation = select_articles(whole_eval_file, config.eval_articles, from_end=True)
+        if need_train:
+            if config.train is None:
+                raise DataError("data.train: a training source is required for this run")
+            train = select_articles(_read_squad_source(config.train, "train"), config.train_articles, from_end=False)
+    return QAData(
+        train=cap_questions(train, config.max_train_samples) if train is not None else None,
+        eval=cap_questions(evaluation, config.max_eval_samples),
+    )
+
+
+# --------------------------------------------------------------------------- classification
+
+
+@dataclass(frozen=True)
+class ClassificationData:
+    train: ClassificationDataset | None
+    eval: ClassificationDataset
+    label_list: list[str]
+
+    def train_label_ids(self) -> list[int]:
+        assert self.train is not None
+        return encode_labels(self.train, self.label_list)
+
+
+def _read_classification_source(
+    source: DataSource, config: ClassificationDataConfig, default_split: str
+) -> ClassificationDataset:
+    source = effective_source(source)
+    if source.path == f"{SYNTHETIC_PREFIX}sentiment":
+        rows = synthetic_sentiment(rows=240, seed=_synthetic_split_seed(source))
+        return ClassificationDataset(
+            texts=[r["sentence"] for r in rows],
+            labels=[r["label"] for r in rows],
+            source=f"{source.path}[{source.split or 'train'}]",
+        )
+    if source.path.startswith(SYNTHETIC_PREFIX):
+        raise DataError(f"{source.path}: unknown synthetic dataset for classification (use 'synthetic:sentiment')")
+    return read_classification(
+        source,
+        text_column=config.text_column,
+        label_column=config.label_column,
+        text_pair_column=config.text_pair_column,
+        default_split=default_split,
+    )
+
+
+def load_classification_data(config: ClassificationDataConfig, *, need_train: bool = True) -> ClassificationData:
+    """Train (seeded sample, capped) and eval sets with one validated label list."""
+    evaluation = sample_rows(
+        _read_classification_source(config.eval, config, "validation"), config.max_eval_samples, None
+    )
+    train = None
+    if need_train:
+        if config.train is None:
+            raise DataError("data.train: a training source is required for this run")
+        train = sample_rows(
+            _read_classification_source(config.train, config, "train"), config.max_train_samples, config.sample_seed
+        )
+    label_list = config.labels or infer_label_list(train if train is not None else evaluation)
+    if train is not None:
+        encode_labels(train, label_list)  # fail now, naming the row, rather than mid-training
+    encode_labels(evaluation, label_list)
+    return ClassificationData(train=train, eval=evaluation, label_list=label_list)
+
+
+def describe(data: QAData | ClassificationData) -> dict[str, object]:
+    """Sizes for logs and manifests."""
+    if isinstance(data, QAData):
+        return {
+            "train_questions": data.train.num_questions if data.train else 0,
+            "eval_questions": data.eval.num_questions,
+            "train_articles": len(data.train.articles) if data.train else 0,
+            "eval_articles": len(data.eval.articles),
+        }
+    return {"train_rows": len(data.train) if data.train else 0, "eval_rows": len(data.eval), "labels": data.label_list}

@@ -1,0 +1,84 @@
+"""Stage body: a model's task metric and its cost (parameters, size, latency, throughput)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill.config import QADataConfig, RunConfig
+from distill.data.task_data import QAData
+from distill.errors import ModelError
+from distill.evaluation import Progress, evaluate_classification, evaluate_qa, tokenize_classification
+from distill.io import atomic_write_json
+from distill.models.loading import load_model, load_tokenizer
+from distill.profiling import first_input, measure_speed, parameter_count, size_on_disk_mb
+from distill.qa.features import columns, prepare_eval_features
+from distill.stages.common import load_task_data
+
+
+def evaluate_model(
+    config: RunConfig,
+    model_path: str,
+    output_dir: Any,
+    *,
+    trust_remote_code: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score the model at `model_path` on the eval data; predictions go to `output_dir/predictions.json`."""
+    data = load_task_data(config, need_train=False)
+    settings = config.data
+    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
+    batch_size = config.teacher.training.eval_batch_size
+    if isinstance(data, QAData):
+        model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
+        evaluation = evaluate_qa(model, tokenizer, data.eval, settings, batch_size=batch_size, progress=progress)
+        metrics: dict[str, Any] = dict(evaluation.metrics)
+        atomic_write_json(output_dir / "predictions.json", evaluation.predictions.answers)
+        atomic_write_json(output_dir / "null_odds.json", evaluation.predictions.null_odds)
+        sample = first_input(
+            prepare_eval_features(
+                columns(data.eval.examples()[:1]),
+                tokenizer,
+                max_seq_length=settings.max_seq_length,
+                doc_stride=settings.doc_stride,
+            )
+        )
+    else:
+        model, fresh = load_model(
+            model_path, "classification", num_labels=len(data.label_list), trust_remote_code=trust_remote_code
+        )
+        label_list = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if sorted(label_list) != sorted(data.label_list):
+            raise ModelError(f"model '{model_path}': trained for labels {label_list}, data has {data.label_list}")
+        evaluation = evaluate_classification(
+            model,
+            tokenizer,
+            data.eval,
+            label_list,
+            max_seq_length=settings.max_seq_length,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        metrics = dict(evaluation.metrics)
+        atomic_write_json(output_dir / "predictions.json", evaluation.predictions)
+        sample = first_input(
+            tokenize_classification(data.eval.take([0], ""), tokenizer, max_seq_length=settings.max_seq_length)
+        )
+    cost = config.evaluation
+    metrics.update(
+        parameters=parameter_count(model),
+        size_on_disk_mb=size_on_disk_mb(model_path),
+        untrained_head=bool(fresh),
+        **measure_speed(
+            model,
+            sample,
+            latency_samples=cost.latency_samples,
+            throughput_batch_size=cost.throughput_batch_size,
+            threads=cost.latency_threads,
+        ),
+    )
+    return metrics
+
+
+def task_metric_name(config: RunConfig) -> str:
+    """The headline metric for the run's task."""
+    return "f1" if isinstance(config.data, QADataConfig) else "accuracy"

@@ -1,0 +1,56 @@
+"""Stage body: fine-tune the teacher on the task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
+
+from distill.artifacts import StageDirectory
+from distill.config import RunConfig
+from distill.data.task_data import QAData, describe
+from distill.models.loading import load_model, load_tokenizer, save_model
+from distill.stages.common import load_task_data
+from distill.training.features import classification_train_dataset, qa_train_dataset
+from distill.training.trainer import train
+
+
+def finetune_teacher(
+    config: RunConfig, stage: StageDirectory, *, callbacks: Sequence[TrainerCallback] = (), show_progress: bool = False
+) -> dict[str, Any]:
+    """Fine-tune `config.teacher` on the training data; the model lands in `stage.model_dir`.
+
+    Checkpoints go to `stage.checkpoints`, so a retry resumes instead of restarting.
+    Returns training metrics and data sizes.
+    """
+    teacher = config.teacher
+    data = load_task_data(config)
+    tokenizer = load_tokenizer(teacher.model, revision=teacher.revision, trust_remote_code=teacher.trust_remote_code)
+    set_seed(config.seed)  # before loading: the new task head is initialised from this seed
+    options = dict(
+        revision=teacher.revision,
+        trust_remote_code=teacher.trust_remote_code,
+        allow_pickle_weights=teacher.allow_pickle_weights,
+    )
+    if isinstance(data, QAData):
+        model, _ = load_model(teacher.model, "qa", **options)
+        features = qa_train_dataset(data.train, tokenizer, config.data)
+        collator = None
+    else:
+        model, _ = load_model(teacher.model, "classification", id2label=dict(enumerate(data.label_list)), **options)
+        features = classification_train_dataset(data.train, tokenizer, config.data, data.label_list)
+        collator = DataCollatorWithPadding(tokenizer)
+    summary = train(
+        model,
+        features,
+        teacher.training,
+        checkpoint_dir=stage.checkpoints,
+        seed=config.seed,
+        callbacks=callbacks,
+        data_collator=collator,
+        processing_class=tokenizer,
+        show_progress=show_progress,
+    )
+    save_model(model, tokenizer, stage.model_dir)
+    return {**summary.as_metrics(), "train_features": len(features), **describe(data)}

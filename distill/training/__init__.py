@@ -1,0 +1,1 @@
+"""Training loops (Hugging Face Trainer) with resumable checkpoints."""

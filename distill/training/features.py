@@ -1,0 +1,32 @@
+"""Training features as `datasets.Dataset`s the Trainer consumes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Dataset
+
+from distill.config import ClassificationDataConfig, QADataConfig
+from distill.data.classification import ClassificationDataset, encode_labels
+from distill.data.squad import SquadDataset
+from distill.qa.features import columns, prepare_train_features
+
+_QA_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions"]
+
+
+def qa_train_dataset(dataset: SquadDataset, tokenizer: Any, settings: QADataConfig) -> Dataset:
+    """Windows with start/end positions, padded to max_seq_length (QA windows are mostly full anyway)."""
+    features = prepare_train_features(
+        columns(dataset.examples()), tokenizer, max_seq_length=settings.max_seq_length, doc_stride=settings.doc_stride
+    )
+    return Dataset.from_dict({name: features[name] for name in _QA_COLUMNS if name in features})
+
+
+def classification_train_dataset(
+    dataset: ClassificationDataset, tokenizer: Any, settings: ClassificationDataConfig, label_list: list[str]
+) -> Dataset:
+    """Tokenized, unpadded sentences with `labels`; pad per batch with DataCollatorWithPadding."""
+    encoded = tokenizer(dataset.texts, dataset.text_pairs, truncation=True, max_length=settings.max_seq_length)
+    rows = dict(encoded)
+    rows["labels"] = encode_labels(dataset, label_list)
+    return Dataset.from_dict(rows)

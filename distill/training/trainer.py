@@ -1,0 +1,118 @@
+"""Fine-tune a model with the Hugging Face Trainer, checkpointing into the stage directory.
+
+The Trainer brings what a user expects (AdamW, linear warm-up and decay, gradient
+accumulation, mixed precision on GPU, RNG state in checkpoints) and its resume logic:
+a retried or re-run stage continues from the newest valid checkpoint with the same data
+order and random state, instead of starting over.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from distill.config import TrainingConfig
+from distill.training.checkpoints import latest_valid_checkpoint
+
+log = logging.getLogger("distill")
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a training run reports: loss, steps, time, and where it resumed from (if it did)."""
+
+    train_loss: float
+    global_step: int
+    train_runtime_seconds: float
+    train_samples: int
+    resumed_from: str | None
+
+    def as_metrics(self) -> dict[str, Any]:
+        return {
+            "train_loss": self.train_loss,
+            "train_steps": self.global_step,
+            "train_runtime_seconds": round(self.train_runtime_seconds, 3),
+            "train_samples": self.train_samples,
+            "resumed_from": self.resumed_from,
+        }
+
+
+def training_arguments(
+    training: TrainingConfig, checkpoint_dir: Path, *, seed: int, show_progress: bool
+) -> TrainingArguments:
+    """Map our TrainingConfig onto TrainingArguments; mixed precision only where the hardware has it."""
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=training.epochs,
+        max_steps=training.max_steps or -1,
+        learning_rate=training.learning_rate,
+        per_device_train_batch_size=training.batch_size,
+        per_device_eval_batch_size=training.eval_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        weight_decay=training.weight_decay,
+        warmup_steps=training.warmup_ratio,  # a float in [0, 1) is a ratio of total steps in transformers 5
+        lr_scheduler_type="linear",
+        logging_steps=training.logging_steps,
+        save_strategy="steps",
+        save_steps=training.save_steps,
+        save_total_limit=training.save_total_limit,
+        eval_strategy="no",
+        seed=seed,
+        data_seed=seed,
+        bf16=bf16,
+        report_to="none",
+        disable_tqdm=not show_progress,
+        dataloader_num_workers=0,
+    )
+
+
+def train(
+    model: Any,
+    train_dataset: Any,
+    training: TrainingConfig,
+    *,
+    checkpoint_dir: Path,
+    seed: int,
+    callbacks: Sequence[TrainerCallback] = (),
+    data_collator: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+    processing_class: Any = None,
+    trainer_class: type[Trainer] = Trainer,
+    trainer_kwargs: dict[str, Any] | None = None,
+    show_progress: bool = False,
+) -> TrainSummary:
+    """Train `model` in place, resuming from the newest valid checkpoint in `checkpoint_dir` if there is one."""
+    if len(train_dataset) == 0:
+        raise ValueError("no training features")
+    args = training_arguments(training, checkpoint_dir, seed=seed, show_progress=show_progress)
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        data_collator=data_collator,
+        processing_class=processing_class,
+        callbacks=list(callbacks),
+        **(trainer_kwargs or {}),
+    )
+    if not show_progress:
+        # Without a progress bar the Trainer prints every log dict; the callbacks already report them.
+        trainer.remove_callback(PrinterCallback)
+    resume = latest_valid_checkpoint(checkpoint_dir)
+    if resume is not None:
+        log.info("resuming from checkpoint %s", resume.name)
+    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    loss = float(output.training_loss)
+    return TrainSummary(
+        train_loss=loss if math.isfinite(loss) else float("nan"),
+        global_step=int(output.global_step),
+        train_runtime_seconds=float(output.metrics.get("train_runtime", 0.0)),
+        train_samples=len(train_dataset),
+        resumed_from=resume.name if resume else None,
+    )

@@ -1,0 +1,82 @@
+"""What a person watching the Prefect UI sees: per-step training logs, live progress, stage summaries."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from uuid import UUID
+
+from prefect import get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from transformers import TrainerCallback
+
+from distill.artifacts import StageResult
+
+
+class PrefectTrainingMonitor(TrainerCallback):
+    """Sends each Trainer log step to the task run's logger and keeps a progress artifact current."""
+
+    def __init__(self, stage_slug: str) -> None:
+        self.stage_slug = stage_slug
+        self.logger = get_run_logger()
+        self.progress_id: UUID | None = None
+        self._last_percent = -1.0
+
+    def _progress(self, state: Any) -> float:
+        return 100.0 * state.global_step / state.max_steps if state.max_steps else 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.progress_id = create_progress_artifact(
+            progress=self._progress(state),
+            key=f"{self.stage_slug}-progress",
+            description=f"{self.stage_slug}: training progress (% of {state.max_steps} steps)",
+        )
+        self.logger.info("training: %d steps, starting at step %d", state.max_steps, state.global_step)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        shown = {k: round(v, 6) if isinstance(v, float) else v for k, v in (logs or {}).items()}
+        self.logger.info("step %d/%d %s", state.global_step, state.max_steps, json.dumps(shown))
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        percent = math.floor(self._progress(state))
+        # One API call per whole percent, not per step: cheap even for 100k-step runs.
+        if self.progress_id is not None and percent > self._last_percent:
+            self._last_percent = percent
+            update_progress_artifact(self.progress_id, progress=float(percent))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.progress_id is not None:
+            update_progress_artifact(self.progress_id, progress=100.0)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    return value if isinstance(value, int | str | bool) or value is None else json.dumps(value)
+
+
+def publish_stage_summary(spec_slug: str, title: str, result: StageResult, status: str = "completed") -> None:
+    """A table artifact of the stage's metrics and a markdown artifact summarising it."""
+    rows = [{"metric": name, "value": _cell(value)} for name, value in sorted(result.metrics.items())]
+    create_table_artifact(table=rows, key=f"{spec_slug}-metrics", description=f"{title}: metrics")
+    lines = [
+        f"# {title}",
+        "",
+        f"- status: **{status}**",
+        f"- output: `{result.uri}`",
+        f"- cache key: `{result.key}`",
+        f"- manifest sha256: `{result.manifest_sha256[:16]}…`",
+    ]
+    if result.model_path:
+        lines.append(f"- model: `{result.model_path}`")
+    headline = [k for k in ("accuracy", "exact", "f1", "train_loss", "latency_p50_ms") if k in result.metrics]
+    if headline:
+        lines += ["", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_cell(result.metrics[k])} |" for k in headline]
+    create_markdown_artifact(markdown="\n".join(lines), key=f"{spec_slug}-summary", description=title)

@@ -1,0 +1,164 @@
+"""The mechanism every stage task shares: content keys, validated caching, retries, the stage directory.
+
+Cache key = stage name + hash of the `distill` source the stage runs + its canonical
+config + upstream manifest hashes + data fingerprint (+ model fingerprints). Records are
+JSON under `<artifact_root>/_prefect/cache`, guarded by SERIALIZABLE isolation on flock
+locks, so two concurrent runs never compute one stage twice.
+
+A cache record is only as good as the directory it points to: before Prefect looks the
+key up, `cache_key_fn` verifies `<root>/<stage>/<key>/` (marker, manifest, file hashes).
+If it is broken and nobody is computing it right now, the stale record is removed and
+the stage recomputes (resuming from its checkpoints if it had any).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, get_run_logger
+from prefect.cache_policies import CacheKeyFnPolicy
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
+
+from distill.artifacts import StageDirectory, StageResult, resolve_root
+from distill.config import RunConfig
+from distill.data.task_data import data_fingerprint
+from distill.errors import DistillError
+from distill.fingerprint import code_fingerprint, folder_fingerprint, hash_object
+from distill.models.loading import resolve_model
+from tasks.locking import FlockLockManager
+
+PREFECT_DIR = "_prefect"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What identifies a stage's output: its name, the core modules it runs, the config it reads."""
+
+    name: str
+    modules: tuple[str, ...]
+    config_of: Callable[[RunConfig], Any]
+    models_of: Callable[[RunConfig], list[str]] = field(default=lambda config: [])
+
+    @property
+    def slug(self) -> str:
+        """Lowercase-dash form for Prefect artifact keys."""
+        return self.name.replace("_", "-")
+
+
+def model_fingerprint(name: str) -> str:
+    """Content hash of a local model folder; id and revision stand in for hub models."""
+    ref = resolve_model(name)
+    if ref.local:
+        return folder_fingerprint(ref.location, ("*.json", "*.safetensors", "*.txt", "*.model", "*.bin"))
+    return f"hub:{ref.location}"
+
+
+def stage_key(spec: StageSpec, config: RunConfig, upstream: Mapping[str, StageResult], extra: Any = None) -> str:
+    """The content key; also the stage directory's name."""
+    digest = hash_object(
+        {
+            "stage": spec.name,
+            "code": code_fingerprint(spec.modules),
+            "config": spec.config_of(config),
+            "extra": extra,
+            "upstream": {name: result.manifest_sha256 for name, result in sorted(upstream.items())},
+            "data": data_fingerprint(config.data),
+            "models": [model_fingerprint(m) for m in spec.models_of(config)],
+        }
+    )
+    return f"{spec.slug}-{digest[:24]}"
+
+
+def _split_parameters(parameters: Mapping[str, Any]) -> tuple[RunConfig, dict[str, StageResult], Any]:
+    config = parameters["config"]
+    if not isinstance(config, RunConfig):
+        config = RunConfig.model_validate(config)
+    upstream = {name: value for name, value in parameters.items() if isinstance(value, StageResult)}
+    return config, upstream, parameters.get("label")
+
+
+def _cache_key_fn(spec: StageSpec, key_storage: Path, locks: FlockLockManager) -> Callable[..., str]:
+    def cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+        config, upstream, extra = _split_parameters(parameters)
+        key = stage_key(spec, config, upstream, extra)
+        record = key_storage / key
+        if record.exists() and not locks.is_locked(key):
+            check = StageDirectory(resolve_root(config.artifact_root), spec.name, key).verify()
+            if not check.ok:
+                logging.getLogger("distill").warning(
+                    "%s: cached result is not usable (%s); recomputing", spec.name, check.reason
+                )
+                record.unlink(missing_ok=True)
+        return key
+
+    return cache_key
+
+
+def retry_unless_user_error(task: Task, task_run: Any, state: Any) -> bool:
+    """Retry crashes and transient failures; a bad config, file or model fails at once."""
+    try:
+        state.result()
+    except DistillError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+# Applied by @task in each stage module; caching is bound later, per artifact root (see `bind`).
+STAGE_TASK_OPTIONS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_condition_fn": retry_unless_user_error,
+}
+
+
+def bind(task: Task, spec: StageSpec, config: RunConfig, *, refresh: bool = False) -> Task:
+    """The task with content-keyed, persisted, lock-guarded caching under the run's artifact root."""
+    root = resolve_root(config.artifact_root)
+    key_storage = root / PREFECT_DIR / "cache"
+    locks = FlockLockManager(root / PREFECT_DIR / "locks")
+    key_storage.mkdir(parents=True, exist_ok=True)
+    policy = CacheKeyFnPolicy(cache_key_fn=_cache_key_fn(spec, key_storage, locks)).configure(
+        key_storage=key_storage, isolation_level="SERIALIZABLE", lock_manager=locks
+    )
+    return task.with_options(
+        cache_policy=policy,
+        persist_result=True,
+        result_storage=root / PREFECT_DIR / "results",
+        result_serializer="json",
+        refresh_cache=refresh,
+    )
+
+
+def run_stage(
+    spec: StageSpec,
+    config: RunConfig,
+    body: Callable[[StageDirectory], dict[str, Any]],
+    *,
+    upstream: Mapping[str, StageResult] | None = None,
+    extra: Any = None,
+) -> StageResult:
+    """Compute a stage into its directory, or return it when a complete, intact copy is already there."""
+    logger = get_run_logger()
+    upstream = dict(upstream or {})
+    key = stage_key(spec, config, upstream, extra)
+    directory = StageDirectory(resolve_root(config.artifact_root), spec.name, key)
+    if directory.verify().ok:
+        # The cache record was lost (e.g. _prefect/ deleted) but the artifacts are intact: no recompute.
+        logger.info("%s: complete output found at %s; reusing it", spec.name, directory.path)
+        return directory.result()
+    directory.prepare()
+    logger.info("%s: computing into %s", spec.name, directory.path)
+    metrics = body(directory)
+    return directory.finalize(
+        config={"stage": spec.config_of(config), "extra": extra},
+        metrics=metrics,
+        upstream={name: result.manifest_sha256 for name, result in upstream.items()},
+        code_version=code_fingerprint(spec.modules),
+    )

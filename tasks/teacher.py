@@ -1,0 +1,54 @@
+"""Stage task: fine-tune the teacher (or take an already fine-tuned one as is)."""
+
+from __future__ import annotations
+
+import sys
+
+from prefect import get_run_logger, task
+
+from distill.artifacts import StageResult
+from distill.config import RunConfig
+from distill.stages import teacher as teacher_stage
+from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
+from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, model_fingerprint, run_stage
+
+FINETUNE_TEACHER = StageSpec(
+    name="finetune_teacher",
+    modules=("distill.stages.teacher",),
+    config_of=lambda config: {"seed": config.seed, "teacher": config.teacher.model_dump(mode="json")},
+    models_of=lambda config: [config.teacher.model],
+)
+
+
+@task(name="finetune_teacher", **STAGE_TASK_OPTIONS)
+def finetune_teacher(config: RunConfig) -> StageResult:
+    """Fine-tune the teacher on the task; resumes from the stage's newest checkpoint after a crash."""
+    result = run_stage(
+        FINETUNE_TEACHER,
+        config,
+        lambda stage: teacher_stage.finetune_teacher(
+            config,
+            stage,
+            callbacks=[PrefectTrainingMonitor(FINETUNE_TEACHER.slug)],
+            show_progress=sys.stderr.isatty(),
+        ),
+    )
+    publish_stage_summary(FINETUNE_TEACHER.slug, "Teacher fine-tuning", result)
+    return result
+
+
+@task(name="use_finetuned_teacher")
+def use_finetuned_teacher(config: RunConfig) -> StageResult:
+    """The config says the teacher is already fine-tuned: pass it on without training or copying."""
+    from distill.models.loading import resolve_model
+
+    ref = resolve_model(config.teacher.model)
+    get_run_logger().info("teacher '%s' is marked fine-tuned; skipping fine-tuning", config.teacher.model)
+    return StageResult(
+        name="finetune_teacher",
+        key="as-is",
+        uri=ref.location,
+        manifest_sha256=model_fingerprint(config.teacher.model),
+        metrics={"finetuned": "as is"},
+        model_path=ref.location,
+    )
