@@ -36,7 +36,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check distill tasks flows deployments tests benchmarks
+	$(BIN)/ruff check distill distill_cli tasks flows tests
 
 clean:
 	rm -rf artifacts .pytest_cache

@@ -281,6 +281,8 @@ def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     # Offline machines: Prefect's telemetry would log failures (and provoke 'database is locked' noise).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Core messages (e.g. "resuming from checkpoint ...") go to the task run logs in the UI too.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "distill")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("distill").setLevel(logging.INFO)
     try:

@@ -37,7 +37,10 @@ class PrefectTrainingMonitor(TrainerCallback):
             key=f"{self.stage_slug}-progress",
             description=f"{self.stage_slug}: training progress (% of {state.max_steps} steps)",
         )
-        self.logger.info("training: %d steps, starting at step %d", state.max_steps, state.global_step)
+        if state.global_step:
+            self.logger.info("training: %d steps, resumed at step %d", state.max_steps, state.global_step)
+        else:
+            self.logger.info("training: %d steps, starting at step 0", state.max_steps)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         shown = {k: round(v, 6) if isinstance(v, float) else v for k, v in (logs or {}).items()}

@@ -13,9 +13,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The tiny-bert short name builds its model once into this cache; keep tests out of the user's home.
+os.environ.setdefault("DISTILL_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "distill"))
 
 from distill.models.tiny import build_tiny_bert  # noqa: E402
 from distill.synthetic import synthetic_sentiment, synthetic_squad, vocabulary  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,7 @@ def training_arguments(
         report_to="none",
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 

@@ -1,0 +1,52 @@
+"""Flow tests run against a real Prefect server: one harness for the whole session (~15 s to start)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distill.config import RunConfig, load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY = REPO_ROOT / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server() -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+def tiny_config(artifact_root: Path) -> RunConfig:
+    return load_config(TINY).model_copy(update={"artifact_root": str(artifact_root)})
+
+
+def write_tiny_variant(path: Path, artifact_root: Path, **training: object) -> Path:
+    """configs/tiny.yaml with another artifact root and training overrides, for subprocess runs."""
+    raw = yaml.safe_load(TINY.read_text())
+    raw["artifact_root"] = str(artifact_root)
+    raw["teacher"]["training"].update(training)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def start_run(config: Path, api_url: str, *args: str) -> subprocess.Popen[str]:
+    """`distill run` in its own process, reporting to the harness server."""
+    env = dict(os.environ, PREFECT_API_URL=api_url, HF_HUB_OFFLINE="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "distill_cli.main", "run", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
