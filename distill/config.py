@@ -161,6 +161,68 @@ class TeacherConfig(ModelConfig):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
 
+class StudentConfig(StrictModel):
+    """How the student is made: a pretrained model, or selected layers of a bigger one."""
+
+    model: str | None = Field(default=None, description="A pretrained student: hub id, folder or short name.")
+    layers: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="Keep these encoder layers (0-based, in order) of `source`, DistilBERT-style; "
+        "e.g. [0, 1, 2] for the first three.",
+    )
+    source: str | None = Field(
+        default=None, description="Model whose layers are kept. None: this stage's teacher (fine-tuned weights)."
+    )
+
+    @model_validator(mode="after")
+    def _one_recipe(self) -> StudentConfig:
+        if (self.model is None) == (self.layers is None):
+            raise ValueError("set exactly one of student.model (a pretrained student) or student.layers")
+        if self.layers is not None and len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"student.layers has duplicates: {self.layers}")
+        if self.model is not None and self.source is not None:
+            raise ValueError("student.source applies to student.layers only")
+        return self
+
+
+class PredictionTrainingConfig(TrainingConfig):
+    learning_rate: float = Field(default=3e-5, gt=0, le=1.0, description="Peak AdamW learning rate.")
+
+
+class PredictionLayerConfig(StrictModel):
+    """Hinton soft-target distillation: L = w T^2 KL(teacher || student) + (1 - w) CE(labels)."""
+
+    temperature: float = Field(default=2.0, gt=0, description="Softmax temperature T for both models.")
+    loss_weight: float = Field(
+        default=0.75,
+        ge=0,
+        le=1,
+        description="w: weight of the soft-target term; 1 needs no labels, 0 is plain training.",
+    )
+    teacher_cache: bool = Field(
+        default=True,
+        description="Run the teacher once over the training features and reuse its logits from disk. "
+        "False runs it every step (for data that changes every epoch).",
+    )
+    training: PredictionTrainingConfig = Field(default_factory=PredictionTrainingConfig)
+
+
+class DistillStageConfig(StrictModel):
+    """One student: how it is built and how it learns from its teacher."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stage name (lowercase, digits, dashes).")
+    student: StudentConfig
+    prediction_layer: PredictionLayerConfig = Field(default_factory=PredictionLayerConfig)
+    baseline: bool = Field(
+        default=False, description="Also train the same student without distillation, to report the lift."
+    )
+    min_teacher_metric: float | None = Field(
+        default=None,
+        description="Fail early when the teacher's dev metric (accuracy 0-1, or SQuAD F1 0-100) is below this.",
+    )
+
+
 class EvaluationConfig(StrictModel):
     """How models are measured besides the task metric."""
 
@@ -177,7 +239,16 @@ class RunConfig(StrictModel):
     artifact_root: str = Field(default="./artifacts", description="Where stage outputs are written.")
     data: DataConfig
     teacher: TeacherConfig
+    stages: list[DistillStageConfig] = Field(default_factory=list, description="Students, in order.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> RunConfig:
+        names = [stage.name for stage in self.stages]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"stage names must be unique; repeated: {duplicates}")
+        return self
 
 
 # --------------------------------------------------------------------------- loading

@@ -252,29 +252,37 @@ def run(
         raise DistillError(f"--refresh: unknown stage {unknown[0]!r} (stages: {', '.join(STAGE_NAMES)})")
     # Bad data, models or paths fail here in a second, not minutes into the flow.
     preflight(run_config)
-    stages = progressive_distillation(run_config, refresh=list(refresh or []))
+    outcome = progressive_distillation(run_config, refresh=list(refresh or []))
     if summary_json is not None:
         from distill.io import atomic_write_json
 
-        atomic_write_json(summary_json, {"run": run_config.name, "stages": stages})
-    _print_stage_table(stages)
+        atomic_write_json(summary_json, {"run": run_config.name, **outcome})
+    _print_outcome(outcome)
 
 
-def _print_stage_table(stages: list[dict]) -> None:
-    headline = ("accuracy", "f1", "exact", "train_loss", "latency_p50_ms")
-    typer.echo("")
-    typer.echo(f"{'stage':<22} {'status':<10} metrics")
-    for stage in stages:
-        shown = ", ".join(
-            f"{name}={value:.4g}"
-            for name, value in stage["metrics"].items()
-            if name in headline and isinstance(value, int | float)
+def _print_outcome(outcome: dict) -> None:
+    typer.echo(f"\n{'stage':<34} status")
+    for stage in outcome["stages"]:
+        typer.echo(f"{stage['name']:<34} {stage['status']}")
+    rows = outcome["leaderboard"]
+    metric = "accuracy" if rows and "accuracy" in rows[0] else "f1"
+    typer.echo(
+        f"\n{'model':<24} {'role':<10} {'dev ' + metric:>9} {'vs teacher':>11} {'lift':>8} {'params':>11} {'p50 ms':>8}"
+    )
+
+    def number(value: object, spec: str) -> str:
+        width = int("".join(ch for ch in spec.split(".")[0].split(",")[0] if ch.isdigit()) or 0)
+        return format(value, spec) if isinstance(value, int | float) else "-".rjust(width)
+
+    for row in rows:
+        typer.echo(
+            f"{row['model']:<24} {row['role']:<10} {number(row[metric], '9.4f')} "
+            f"{number(row['delta_vs_teacher'], '+11.4f')} {number(row['lift_vs_baseline'], '+8.4f')} "
+            f"{number(row['parameters'], '11,d')} {number(row['latency_p50_ms'], '8.2f')}"
         )
-        typer.echo(f"{stage['name']:<22} {stage['status']:<10} {shown}")
-    teacher = next((s for s in stages if s["name"] == "evaluate_teacher"), None)
+    teacher = next((row for row in rows if row["role"] == "teacher"), None)
     if teacher is not None:
-        metric = "accuracy" if "accuracy" in teacher["metrics"] else "f1"
-        typer.echo(f"\nteacher dev {metric}: {teacher['metrics'][metric]:.4f}")
+        typer.echo(f"\nteacher dev {metric}: {teacher[metric]:.4f}")
 
 
 def main() -> None:

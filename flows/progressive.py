@@ -1,4 +1,4 @@
-"""The distillation flow: teacher, then evaluation (students and the chain build on this).
+"""The distillation flow: teacher, its evaluation, then each student distilled and evaluated.
 
 Every stage is content-cached under the run's artifact root, so a re-run skips finished
 work, a failed run retried with `prefect flow-run retry` resumes, and changing one
@@ -14,46 +14,74 @@ from prefect.states import State
 
 from distill.artifacts import StageResult, check_writable, resolve_root
 from distill.config import RunConfig
+from distill.report import Entry
+from distill.stages.evaluate import task_metric_name
+from tasks.distill import baseline_spec, distill_prediction_layer, prediction_spec, train_baseline
 from tasks.evaluate import EVALUATE, evaluate_model
+from tasks.report import report
 from tasks.stage import bind
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher, use_finetuned_teacher
 
 # Stage names accepted by `refresh` (and `distill run --refresh`).
-STAGE_NAMES = (FINETUNE_TEACHER.name, EVALUATE.name)
+STAGE_NAMES = (FINETUNE_TEACHER.name, EVALUATE.name, "distill_prediction_layer", "train_baseline")
 
 
-def _summary(state: State, name: str) -> tuple[StageResult, dict[str, Any]]:
+def _outcome(state: State, name: str, stages: list[dict[str, Any]]) -> StageResult:
+    """The stage's result, recorded in `stages` with whether it ran or came from the cache."""
     result: StageResult = state.result()
     status = "cached" if state.name == "Cached" else "completed"
-    return result, {"name": name, "status": status, "uri": result.uri, "metrics": result.metrics}
+    stages.append({"name": name, "status": status, "uri": result.uri, "metrics": result.metrics})
+    return result
 
 
 # log_prints stays off: it replaces print(), which defeats dill's stdout capture inside `datasets`
 # and floods the task logs with bytecode disassembly. Stage code logs through the run logger instead.
 @flow(name="progressive-distillation", log_prints=False)
-def progressive_distillation(config: RunConfig, refresh: list[str] | None = None) -> list[dict[str, Any]]:
-    """Run the stages `config` describes and return one summary per stage: name, status, uri, metrics.
+def progressive_distillation(config: RunConfig, refresh: list[str] | None = None) -> dict[str, Any]:
+    """Run the stages `config` describes.
 
-    `refresh` names stages to recompute even when cached (their successors follow, because
-    their upstream manifest changes).
+    Returns `stages` (name, status 'completed' or 'cached', uri, metrics for each) and the
+    `leaderboard` (one row per evaluated model). `refresh` names stage kinds to recompute
+    even when cached; their successors follow, because their upstream manifests change.
     """
     logger = get_run_logger()
     refresh = set(refresh or [])
     check_writable(resolve_root(config.artifact_root))
+    metric = task_metric_name(config)
     stages: list[dict[str, Any]] = []
 
+    def evaluate(model: StageResult, label: str) -> StageResult:
+        task = bind(evaluate_model, EVALUATE, config, refresh=EVALUATE.name in refresh)
+        return _outcome(task(config, model, label=label, return_state=True), f"evaluate_{label}", stages)
+
     if config.teacher.finetuned:
-        teacher_state = use_finetuned_teacher(config, return_state=True)
+        teacher = _outcome(use_finetuned_teacher(config, return_state=True), FINETUNE_TEACHER.name, stages)
     else:
-        teacher_task = bind(finetune_teacher, FINETUNE_TEACHER, config, refresh=FINETUNE_TEACHER.name in refresh)
-        teacher_state = teacher_task(config, return_state=True)
-    teacher, summary = _summary(teacher_state, FINETUNE_TEACHER.name)
-    stages.append(summary)
+        task = bind(finetune_teacher, FINETUNE_TEACHER, config, refresh=FINETUNE_TEACHER.name in refresh)
+        teacher = _outcome(task(config, return_state=True), FINETUNE_TEACHER.name, stages)
+    teacher_eval = evaluate(teacher, "teacher")
+    entries = [Entry(model="teacher", role="teacher", metrics=teacher_eval.metrics)]
 
-    evaluate = bind(evaluate_model, EVALUATE, config, refresh=EVALUATE.name in refresh)
-    _, summary = _summary(evaluate(config, teacher, label="teacher", return_state=True), "evaluate_teacher")
-    stages.append(summary)
+    for stage in config.stages:
+        distill = bind(
+            distill_prediction_layer, prediction_spec(stage.name), config, refresh="distill_prediction_layer" in refresh
+        )
+        state = distill(
+            config, teacher, label=stage.name, teacher_metric=teacher_eval.metrics.get(metric), return_state=True
+        )
+        student = _outcome(state, f"distill_{stage.name}", stages)
+        entries.append(Entry(model=stage.name, role="distilled", metrics=evaluate(student, stage.name).metrics))
+        if stage.baseline:
+            baseline_task = bind(train_baseline, baseline_spec(stage.name), config, refresh="train_baseline" in refresh)
+            baseline = _outcome(
+                baseline_task(config, teacher, label=stage.name, return_state=True), f"baseline_{stage.name}", stages
+            )
+            label = f"{stage.name}-baseline"
+            entries.append(
+                Entry(model=label, role="baseline", metrics=evaluate(baseline, label).metrics, baseline_of=stage.name)
+            )
 
+    leaderboard = report(config, [entry.__dict__ for entry in entries])
     for stage in stages:
         logger.info("%s: %s (%s)", stage["name"], stage["status"], stage["uri"])
-    return stages
+    return {"stages": stages, "leaderboard": leaderboard}

@@ -49,14 +49,21 @@ def _cls_index(input_ids: list[int], tokenizer: PreTrainedTokenizerBase) -> int:
 def prepare_train_features(
     examples: dict[str, list[Any]], tokenizer: PreTrainedTokenizerBase, *, max_seq_length: int, doc_stride: int
 ) -> dict[str, list[Any]]:
-    """Windows with `start_positions`/`end_positions` (token indices; CLS when the answer is not inside)."""
+    """Windows with `start_positions`/`end_positions` (token indices; CLS when the answer is not inside).
+
+    Also `kd_mask`: 1 on context tokens and CLS, the positions prediction-layer distillation uses.
+    """
     encoded = _tokenize_windows(examples, tokenizer, max_seq_length, doc_stride)
     sample_map = encoded.pop("overflow_to_sample_mapping")
     offset_mapping = encoded.pop("offset_mapping")
     context_id = _context_sequence_id(tokenizer)
-    starts, ends = [], []
+    starts, ends, kd_masks = [], [], []
     for window, offsets in enumerate(offset_mapping):
         cls_index = _cls_index(encoded["input_ids"][window], tokenizer)
+        # Positions a distilled start/end distribution ranges over: the context, plus CLS (no answer).
+        kd_mask = [int(s == context_id) for s in encoded.sequence_ids(window)]
+        kd_mask[cls_index] = 1
+        kd_masks.append(kd_mask)
         answers = examples["answers"][sample_map[window]]
         if not answers["answer_start"]:
             starts.append(cls_index)
@@ -84,6 +91,7 @@ def prepare_train_features(
         ends.append(end + 1)
     encoded["start_positions"] = starts
     encoded["end_positions"] = ends
+    encoded["kd_mask"] = kd_masks
     return dict(encoded)
 
 

@@ -12,21 +12,36 @@ from distill.data.squad import SquadDataset
 from distill.qa.features import columns, prepare_train_features
 
 _QA_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions"]
+# Extra columns for distillation: the row of the teacher's cached logits, and QA's position mask.
+DISTILLATION_COLUMNS = ("feature_index", "kd_mask")
 
 
-def qa_train_dataset(dataset: SquadDataset, tokenizer: Any, settings: QADataConfig) -> Dataset:
+def qa_train_dataset(
+    dataset: SquadDataset, tokenizer: Any, settings: QADataConfig, *, for_distillation: bool = False
+) -> Dataset:
     """Windows with start/end positions, padded to max_seq_length (QA windows are mostly full anyway)."""
     features = prepare_train_features(
         columns(dataset.examples()), tokenizer, max_seq_length=settings.max_seq_length, doc_stride=settings.doc_stride
     )
-    return Dataset.from_dict({name: features[name] for name in _QA_COLUMNS if name in features})
+    rows = {name: features[name] for name in _QA_COLUMNS if name in features}
+    if for_distillation:
+        rows["feature_index"] = list(range(len(rows["input_ids"])))
+        rows["kd_mask"] = features["kd_mask"]
+    return Dataset.from_dict(rows)
 
 
 def classification_train_dataset(
-    dataset: ClassificationDataset, tokenizer: Any, settings: ClassificationDataConfig, label_list: list[str]
+    dataset: ClassificationDataset,
+    tokenizer: Any,
+    settings: ClassificationDataConfig,
+    label_list: list[str],
+    *,
+    for_distillation: bool = False,
 ) -> Dataset:
     """Tokenized, unpadded sentences with `labels`; pad per batch with DataCollatorWithPadding."""
     encoded = tokenizer(dataset.texts, dataset.text_pairs, truncation=True, max_length=settings.max_seq_length)
     rows = dict(encoded)
     rows["labels"] = encode_labels(dataset, label_list)
+    if for_distillation:
+        rows["feature_index"] = list(range(len(rows["input_ids"])))
     return Dataset.from_dict(rows)

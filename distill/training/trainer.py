@@ -88,11 +88,14 @@ def train(
     trainer_class: type[Trainer] = Trainer,
     trainer_kwargs: dict[str, Any] | None = None,
     show_progress: bool = False,
+    keep_extra_columns: bool = False,
 ) -> TrainSummary:
     """Train `model` in place, resuming from the newest valid checkpoint in `checkpoint_dir` if there is one."""
     if len(train_dataset) == 0:
         raise ValueError("no training features")
     args = training_arguments(training, checkpoint_dir, seed=seed, show_progress=show_progress)
+    # Distillation feeds columns the model does not take (feature_index, kd_mask); its trainer pops them.
+    args.remove_unused_columns = not keep_extra_columns
     trainer = trainer_class(
         model=model,
         args=args,

@@ -26,53 +26,64 @@ def build_id(directory: Path) -> str:
     return json.loads((directory / "manifest.json").read_text())["build_id"]
 
 
+ALL = {
+    "finetune_teacher",
+    "evaluate_teacher",
+    "distill_tiny-l2",
+    "evaluate_tiny-l2",
+    "baseline_tiny-l2",
+    "evaluate_tiny-l2-baseline",
+}
+
+
+def recomputed(stages: list[dict]) -> set[str]:
+    assert set(statuses(stages)) == ALL
+    return {name for name, status in statuses(stages).items() if status == "completed"}
+
+
 def test_run_rerun_and_recompute_after_damage(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "artifacts")
-    first = progressive_distillation(config)
-    assert statuses(first) == {"finetune_teacher": "completed", "evaluate_teacher": "completed"}
+    outcome = progressive_distillation(config)
+    first = outcome["stages"]
+    assert recomputed(first) == ALL
     teacher_dir, eval_dir = stage_dir(first, "finetune_teacher"), stage_dir(first, "evaluate_teacher")
     assert (teacher_dir / "model" / "model.safetensors").is_file() and (teacher_dir / COMPLETE).is_file()
     assert not (teacher_dir / "checkpoints").exists()  # dropped once the stage is complete
     metrics = next(s["metrics"] for s in first if s["name"] == "evaluate_teacher")
     assert {"exact", "f1", "HasAns_f1", "NoAns_f1", "parameters", "latency_p50_ms", "throughput_per_s"} <= set(metrics)
+    assert [row["model"] for row in outcome["leaderboard"]] == ["teacher", "tiny-l2", "tiny-l2-baseline"]
+    assert all(row["f1"] is not None and row["parameters"] for row in outcome["leaderboard"])
 
     # Identical re-run: every stage Cached, nothing rebuilt.
-    second = progressive_distillation(config)
-    assert statuses(second) == {"finetune_teacher": "cached", "evaluate_teacher": "cached"}
+    second = progressive_distillation(config)["stages"]
+    assert recomputed(second) == set()
     assert build_id(teacher_dir) == build_id(stage_dir(second, "finetune_teacher"))
 
-    # The evaluation's directory deleted: only evaluation recomputes.
+    # The teacher evaluation's directory deleted: only that evaluation recomputes.
     shutil.rmtree(eval_dir)
-    third = progressive_distillation(config)
-    assert statuses(third) == {"finetune_teacher": "cached", "evaluate_teacher": "completed"}
+    assert recomputed(progressive_distillation(config)["stages"]) == {"evaluate_teacher"}
 
-    # The teacher's _COMPLETE deleted: the teacher recomputes, and so does what follows it.
+    # The teacher's _COMPLETE deleted: the teacher recomputes, and so does everything after it.
     (teacher_dir / COMPLETE).unlink()
-    fourth = progressive_distillation(config)
-    assert statuses(fourth) == {"finetune_teacher": "completed", "evaluate_teacher": "completed"}
-    assert stage_dir(fourth, "evaluate_teacher") != stage_dir(third, "evaluate_teacher")
+    fourth = progressive_distillation(config)["stages"]
+    assert recomputed(fourth) == ALL
 
     # A corrupted weight file fails the manifest check: recomputed, never served.
-    weights = stage_dir(fourth, "finetune_teacher") / "model" / "model.safetensors"
+    weights = stage_dir(fourth, "distill_tiny-l2") / "model" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    fifth = progressive_distillation(config)
-    assert statuses(fifth)["finetune_teacher"] == "completed"
-    assert (
-        StageDirectory(
-            Path(config.artifact_root).resolve(), "finetune_teacher", stage_dir(fifth, "finetune_teacher").name
-        )
-        .verify()
-        .ok
-    )
+    fifth = progressive_distillation(config)["stages"]
+    assert recomputed(fifth) == {"distill_tiny-l2", "evaluate_tiny-l2"}
+    student = stage_dir(fifth, "distill_tiny-l2")
+    assert StageDirectory(student.parent.parent, "distill_prediction_layer", student.name).verify().ok
 
 
 def test_refresh_recomputes_the_named_stage(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "artifacts")
     progressive_distillation(config)
-    again = progressive_distillation(config, refresh=["evaluate"])
-    assert statuses(again) == {"finetune_teacher": "cached", "evaluate_teacher": "completed"}
+    again = progressive_distillation(config, refresh=["evaluate"])["stages"]
+    assert recomputed(again) == {"evaluate_teacher", "evaluate_tiny-l2", "evaluate_tiny-l2-baseline"}
 
 
 def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
@@ -113,10 +124,10 @@ def test_two_concurrent_runs_train_each_stage_once(tmp_path: Path, prefect_serve
     runs = [start_run(config, prefect_server, "--summary-json", str(s)) for s in summaries]
     outputs = [run.communicate(timeout=400)[0] for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
-    for stage in ("finetune_teacher", "evaluate_teacher"):
+    for stage in ALL:
         seen = sorted(statuses(json.loads(s.read_text())["stages"])[stage] for s in summaries)
         assert seen == ["cached", "completed"], (stage, outputs)
-    assert sum(output.count("training: ") for output in outputs) == 1
+    assert sum(output.count("training: ") for output in outputs) == 3  # teacher, student, baseline: once each
 
 
 def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:
@@ -125,7 +136,8 @@ def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 
-    state = progressive_distillation(tiny_config(tmp_path / "artifacts"), return_state=True)
+    config = tiny_config(tmp_path / "artifacts").model_copy(update={"stages": []})
+    state = progressive_distillation(config, return_state=True)
     flow_run_id = state.state_details.flow_run_id
 
     async def read() -> tuple[list, list]:
@@ -153,3 +165,4 @@ def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:
         by_key["finetune-teacher-metrics"].type == "table" and "train_loss" in by_key["finetune-teacher-metrics"].data
     )
     assert "Evaluation: teacher" in by_key["evaluate-teacher-summary"].data
+    assert by_key["leaderboard"].type == "table" and '"role": "teacher"' in by_key["leaderboard"].data

@@ -1,0 +1,279 @@
+"""Benchmark: what prediction-layer distillation costs over plain fine-tuning, and what the teacher cache saves.
+
+One run, one student (the first 3 layers of a fine-tuned teacher), one dataset, one
+schedule; three ways to train it, timed side by side:
+
+- plain: fine-tuning on hard labels only;
+- kd-cached: Hinton KD with one teacher pass over the features first (its time included);
+- kd-per-step: Hinton KD with the teacher run at every step (the Haystack / txtai way).
+
+    python benchmarks/kd_cost.py --profile quick   # synthetic data, tiny model, < 1 minute
+    python benchmarks/kd_cost.py --profile full    # SST-2 from $DISTILL_DATA_DIR, MiniLM teacher
+
+Writes `benchmarks/results/kd_cost-<profile>.json` and `.md`. The teacher's own
+fine-tuning is not part of any timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import DataCollatorWithPadding, set_seed
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from distill.config import ClassificationDataConfig, DataSource, PredictionTrainingConfig, StudentConfig  # noqa: E402
+from distill.data.classification import ClassificationDataset, read_classification, sample_rows  # noqa: E402
+from distill.evaluation import evaluate_classification  # noqa: E402
+from distill.models.loading import load_model, load_tokenizer, save_model  # noqa: E402
+from distill.models.student import build_student  # noqa: E402
+from distill.synthetic import synthetic_sentiment  # noqa: E402
+from distill.training import teacher_logits  # noqa: E402
+from distill.training.distillation import PredictionDistillationTrainer  # noqa: E402
+from distill.training.features import classification_train_dataset  # noqa: E402
+from distill.training.trainer import train  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Profile:
+    teacher: str
+    train_rows: int
+    eval_rows: int | None
+    epochs: float
+    batch_size: int
+    max_seq_length: int
+    learning_rate: float
+    student_layers: tuple[int, ...]
+    teacher_epochs: float
+
+
+PROFILES = {
+    "quick": Profile("tiny-bert", 240, 120, 3, 16, 32, 1e-3, (0, 1), teacher_epochs=6),
+    "full": Profile("minilm", 2000, None, 3, 32, 64, 5e-5, (0, 1, 2), teacher_epochs=1),
+}
+
+
+def load_data(profile: str, settings: Profile) -> tuple[ClassificationDataset, ClassificationDataset]:
+    if profile == "quick":
+
+        def as_dataset(rows: list[dict[str, str]], name: str) -> ClassificationDataset:
+            return ClassificationDataset([r["sentence"] for r in rows], [r["label"] for r in rows], name)
+
+        return (
+            as_dataset(synthetic_sentiment(rows=settings.train_rows, seed=0), "synthetic:train"),
+            as_dataset(synthetic_sentiment(rows=settings.eval_rows or 120, seed=1), "synthetic:eval"),
+        )
+    data_dir = os.environ.get("DISTILL_DATA_DIR")
+    if not data_dir:
+        raise SystemExit("the full profile reads SST-2 from $DISTILL_DATA_DIR (see README, 'Data here')")
+    train_set = read_classification(DataSource(path=f"{data_dir}/sst2/train.tsv.gz"))
+    dev_set = read_classification(DataSource(path=f"{data_dir}/sst2/dev.tsv"))
+    return sample_rows(train_set, settings.train_rows, 0), sample_rows(dev_set, settings.eval_rows, None)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def run(profile: str, output_dir: Path) -> dict[str, Any]:
+    settings = PROFILES[profile]
+    work = Path(tempfile.mkdtemp(prefix="distill-kd-cost-"))
+    labels = ["0", "1"]
+    id2label = dict(enumerate(labels))
+    training = PredictionTrainingConfig(
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        save_steps=10**9,
+        logging_steps=50,
+    )
+    data_settings = ClassificationDataConfig(eval="unused.tsv", max_seq_length=settings.max_seq_length)
+    train_set, dev_set = load_data(profile, settings)
+    tokenizer = load_tokenizer(settings.teacher)
+    features = classification_train_dataset(train_set, tokenizer, data_settings, labels, for_distillation=True)
+    plain_features = features.remove_columns(["feature_index"])
+    collator = DataCollatorWithPadding(tokenizer)
+
+    # The teacher: fine-tuned once, untimed.
+    set_seed(0)
+    teacher, _ = load_model(settings.teacher, "classification", id2label=id2label)
+    train(
+        teacher,
+        plain_features,
+        training.model_copy(update={"epochs": settings.teacher_epochs}),
+        checkpoint_dir=work / "teacher-ckpt",
+        seed=0,
+        data_collator=collator,
+    )
+    teacher_dir = save_model(teacher, tokenizer, work / "teacher")
+
+    def accuracy(model: Any) -> float:
+        return evaluate_classification(
+            model, tokenizer, dev_set, labels, max_seq_length=settings.max_seq_length
+        ).metrics["accuracy"]
+
+    teacher_accuracy = round(accuracy(teacher), 4)
+    print(f"teacher      dev accuracy {teacher_accuracy:.4f}", flush=True)
+
+    def student() -> Any:
+        set_seed(0)
+        model, _, _ = build_student(
+            StudentConfig(layers=list(settings.student_layers)), str(teacher_dir), "classification", id2label=id2label
+        )
+        return model
+
+    results: dict[str, dict[str, Any]] = {}
+
+    def timed(name: str, body: Any) -> None:
+        model = student()
+        started = time.perf_counter()
+        extra = body(model) or {}
+        seconds = time.perf_counter() - started
+        results[name] = {"seconds": round(seconds, 2), "dev_accuracy": round(accuracy(model), 4), **extra}
+        print(f"{name:<12} {seconds:8.1f} s  accuracy {results[name]['dev_accuracy']:.4f}", flush=True)
+
+    def plain(model: Any) -> None:
+        train(model, plain_features, training, checkpoint_dir=work / "plain", seed=0, data_collator=collator)
+
+    timed("plain", plain)
+
+    def kd_cached(model: Any) -> dict[str, Any]:
+        cache = work / "logits"
+        shutil.rmtree(cache, ignore_errors=True)
+        arrays, _, pass_seconds = teacher_logits.load_or_compute(
+            cache,
+            "teacher",
+            features,
+            lambda: teacher_logits.teacher_pass(
+                teacher, features, collator, ("logits",), batch_size=64, sequence_length=None
+            ),
+        )
+        train(
+            model,
+            features,
+            training,
+            checkpoint_dir=work / "kd-cached",
+            seed=0,
+            data_collator=collator,
+            trainer_class=PredictionDistillationTrainer,
+            keep_extra_columns=True,
+            trainer_kwargs={
+                "task": "classification",
+                "temperature": 2.0,
+                "loss_weight": 0.75,
+                "teacher_logits": arrays,
+            },
+        )
+        return {"teacher_pass_seconds": round(pass_seconds, 2)}
+
+    def kd_per_step(model: Any) -> None:
+        train(
+            model,
+            features,
+            training,
+            checkpoint_dir=work / "kd-step",
+            seed=0,
+            data_collator=collator,
+            trainer_class=PredictionDistillationTrainer,
+            keep_extra_columns=True,
+            trainer_kwargs={
+                "task": "classification",
+                "temperature": 2.0,
+                "loss_weight": 0.75,
+                "teacher_model": teacher,
+            },
+        )
+
+    timed("kd-cached", kd_cached)
+    timed("kd-per-step", kd_per_step)
+
+    plain = results["plain"]["seconds"]
+    for name in results:
+        results[name]["vs_plain"] = round(results[name]["seconds"] / plain, 3)
+    report = {
+        "benchmark": "kd_cost",
+        "profile": profile,
+        "command": f"python benchmarks/kd_cost.py --profile {profile}",
+        "settings": settings.__dict__
+        | {"train_rows": len(train_set), "eval_rows": len(dev_set), "train_features": len(features)},
+        "machine": machine(),
+        "teacher_dev_accuracy": teacher_accuracy,
+        "results": results,
+        "target": "kd-cached <= 1.2x plain, and below kd-per-step",
+        "target_met": results["kd-cached"]["vs_plain"] <= 1.2
+        and results["kd-cached"]["seconds"] < results["kd-per-step"]["seconds"],
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"kd_cost-{profile}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (output_dir / f"kd_cost-{profile}.md").write_text(markdown(report))
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    settings, m = report["settings"], report["machine"]
+    lines = [
+        f"### KD cost, profile `{report['profile']}`",
+        "",
+        f"`{report['command']}`: teacher `{settings['teacher']}`, student layers {list(settings['student_layers'])}, "
+        f"{settings['train_rows']} training rows, {settings['epochs']} epochs, batch {settings['batch_size']}, "
+        f"max length {settings['max_seq_length']}; dev {settings['eval_rows']} rows; "
+        f"teacher dev accuracy {report['teacher_dev_accuracy']:.4f}. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, GPU {m['gpu']}, torch {m['torch']}.",
+        "",
+        "| variant | wall time (s) | vs plain | dev accuracy | teacher pass (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in report["results"].items():
+        lines.append(
+            f"| {name} | {row['seconds']:.1f} | {row['vs_plain']:.2f}x | {row['dev_accuracy']:.4f} | "
+            f"{row.get('teacher_pass_seconds', '')} |"
+        )
+    lines += ["", f"Target ({report['target']}): **{'met' if report['target_met'] else 'not met'}**.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    report = run(args.profile, args.output_dir)
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The run's leaderboard: one row per evaluated model, with its distance to the teacher and its lift."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One evaluated model. `baseline_of` names the distilled model a baseline is the reference for."""
+
+    model: str
+    role: str  # "teacher", "distilled" or "baseline"
+    metrics: dict[str, Any]
+    baseline_of: str | None = None
+
+
+COLUMNS = ("parameters", "size_on_disk_mb", "latency_p50_ms", "throughput_per_s")
+
+
+def leaderboard_rows(entries: list[Entry], metric: str) -> list[dict[str, Any]]:
+    """Rows with the task metric, cost columns, `delta_vs_teacher` and, for distilled models, `lift_vs_baseline`."""
+    teacher = next((e for e in entries if e.role == "teacher"), None)
+    teacher_score = teacher.metrics.get(metric) if teacher else None
+    baselines = {e.baseline_of: e.metrics.get(metric) for e in entries if e.role == "baseline" and e.baseline_of}
+    rows = []
+    for entry in entries:
+        score = entry.metrics.get(metric)
+        row: dict[str, Any] = {"model": entry.model, "role": entry.role, metric: score}
+        row.update({column: entry.metrics.get(column) for column in COLUMNS})
+        row["delta_vs_teacher"] = _difference(score, teacher_score) if entry.role != "teacher" else None
+        baseline = baselines.get(entry.model)
+        row["lift_vs_baseline"] = _difference(score, baseline) if entry.role == "distilled" else None
+        rows.append(row)
+    return rows
+
+
+def _difference(value: float | None, reference: float | None) -> float | None:
+    return None if value is None or reference is None else round(value - reference, 6)

@@ -1,0 +1,181 @@
+"""Stage bodies: prediction-layer distillation of a student, and its no-distillation baseline.
+
+Both build the same student from the same seed, tokenize the same features with the
+teacher's tokenizer and train on the same schedule, so the difference between them is
+the distillation lift and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import DataCollatorWithPadding, TrainerCallback, default_data_collator, set_seed
+
+from distill.artifacts import StageDirectory
+from distill.config import DistillStageConfig, RunConfig
+from distill.data.task_data import ClassificationData, QAData, describe
+from distill.errors import DistillError
+from distill.models.loading import load_model, load_tokenizer, save_model
+from distill.models.student import build_student, check_same_vocabulary
+from distill.profiling import parameter_count
+from distill.stages.common import load_task_data
+from distill.training import teacher_logits as logits_cache
+from distill.training.distillation import PredictionDistillationTrainer
+from distill.training.features import classification_train_dataset, qa_train_dataset
+from distill.training.trainer import train
+
+log = logging.getLogger("distill")
+
+
+def check_teacher_quality(metric_name: str, value: float | None, threshold: float | None, teacher: str) -> None:
+    """Fail before any compute when the teacher is too weak to be worth distilling (e.g. untrained)."""
+    if threshold is None:
+        return
+    if value is None:
+        raise DistillError(f"min_teacher_metric is set but teacher '{teacher}' has no {metric_name} to check")
+    if value < threshold:
+        raise DistillError(
+            f"teacher '{teacher}' has dev {metric_name} {value:.4g}, below min_teacher_metric {threshold:.4g}; "
+            "fine-tune it first (or lower the threshold)"
+        )
+
+
+def _prepare(config: RunConfig, stage: DistillStageConfig, teacher_path: str) -> dict[str, Any]:
+    """Data, student, features and collator shared by the distilled and the baseline student."""
+    data = load_task_data(config)
+    task = "qa" if isinstance(data, QAData) else "classification"
+    id2label = dict(enumerate(data.label_list)) if isinstance(data, ClassificationData) else None
+    trust = config.teacher.trust_remote_code
+    teacher_tokenizer = load_tokenizer(teacher_path, trust_remote_code=trust)
+    set_seed(config.seed)  # before building: a new head is initialised from this seed, the same for both runs
+    student, student_tokenizer, student_name = build_student(
+        stage.student, teacher_path, task, id2label=id2label, trust_remote_code=trust
+    )
+    check_same_vocabulary(teacher_path, teacher_tokenizer, student_name, student_tokenizer)
+    if isinstance(data, QAData):
+        features = qa_train_dataset(data.train, teacher_tokenizer, config.data, for_distillation=True)
+        collator = default_data_collator
+    else:
+        features = classification_train_dataset(
+            data.train, teacher_tokenizer, config.data, data.label_list, for_distillation=True
+        )
+        collator = DataCollatorWithPadding(teacher_tokenizer)
+    return {
+        "data": data,
+        "task": task,
+        "student": student,
+        "tokenizer": student_tokenizer,
+        "student_name": student_name,
+        "features": features,
+        "collator": collator,
+    }
+
+
+def distill_prediction_layer(
+    config: RunConfig,
+    stage: DistillStageConfig,
+    teacher_path: str,
+    teacher_manifest: str,
+    directory: StageDirectory,
+    *,
+    logits_root: Path,
+    callbacks: Sequence[TrainerCallback] = (),
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Train the stage's student on the teacher's softened outputs; the student lands in `directory.model_dir`."""
+    prepared = _prepare(config, stage, teacher_path)
+    settings = stage.prediction_layer
+    features, task = prepared["features"], prepared["task"]
+    teacher, _ = load_model(teacher_path, task, trust_remote_code=config.teacher.trust_remote_code)
+    output_names = ("start_logits", "end_logits") if task == "qa" else ("logits",)
+    trainer_kwargs: dict[str, Any] = {
+        "task": task,
+        "temperature": settings.temperature,
+        "loss_weight": settings.loss_weight,
+    }
+    extra: dict[str, Any] = {"teacher_cache": settings.teacher_cache}
+    if settings.teacher_cache and settings.loss_weight > 0:
+        sequence_length = len(features[0]["input_ids"]) if task == "qa" else None
+        arrays, folder, seconds = logits_cache.load_or_compute(
+            logits_root,
+            teacher_manifest,
+            features,
+            lambda: logits_cache.teacher_pass(
+                teacher,
+                features,
+                prepared["collator"],
+                output_names,
+                batch_size=settings.training.eval_batch_size,
+                sequence_length=sequence_length,
+            ),
+        )
+        if seconds:
+            log.info("teacher logits computed in %.1fs into %s", seconds, folder)
+        else:
+            log.info("teacher logits reused from %s", folder)
+        trainer_kwargs["teacher_logits"] = arrays
+        extra.update(teacher_pass_seconds=round(seconds, 3), teacher_logits=str(folder))
+        del teacher  # the cached logits replace it: no second model in memory while training
+    else:
+        trainer_kwargs["teacher_model"] = teacher
+    summary = train(
+        prepared["student"],
+        features,
+        settings.training,
+        checkpoint_dir=directory.checkpoints,
+        seed=config.seed,
+        callbacks=callbacks,
+        data_collator=prepared["collator"],
+        processing_class=prepared["tokenizer"],
+        trainer_class=PredictionDistillationTrainer,
+        trainer_kwargs=trainer_kwargs,
+        show_progress=show_progress,
+        keep_extra_columns=True,
+    )
+    save_model(prepared["student"], prepared["tokenizer"], directory.model_dir)
+    return {
+        **summary.as_metrics(),
+        **extra,
+        "student": prepared["student_name"],
+        "student_parameters": parameter_count(prepared["student"]),
+        "train_features": len(features),
+        **describe(prepared["data"]),
+    }
+
+
+def train_baseline(
+    config: RunConfig,
+    stage: DistillStageConfig,
+    teacher_path: str,
+    directory: StageDirectory,
+    *,
+    callbacks: Sequence[TrainerCallback] = (),
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """The same student, data and schedule, trained on hard labels only: the no-distillation reference."""
+    prepared = _prepare(config, stage, teacher_path)
+    features = prepared["features"].remove_columns(
+        [c for c in ("feature_index", "kd_mask") if c in prepared["features"].column_names]
+    )
+    summary = train(
+        prepared["student"],
+        features,
+        stage.prediction_layer.training,
+        checkpoint_dir=directory.checkpoints,
+        seed=config.seed,
+        callbacks=callbacks,
+        data_collator=prepared["collator"],
+        processing_class=prepared["tokenizer"],
+        show_progress=show_progress,
+    )
+    save_model(prepared["student"], prepared["tokenizer"], directory.model_dir)
+    return {
+        **summary.as_metrics(),
+        "student": prepared["student_name"],
+        "student_parameters": parameter_count(prepared["student"]),
+        "train_features": len(features),
+        **describe(prepared["data"]),
+    }
