@@ -161,8 +161,23 @@ class TeacherConfig(ModelConfig):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
 
+class FreshStudentConfig(StrictModel):
+    """A randomly initialised student with the teacher's architecture family and vocabulary."""
+
+    num_layers: int = Field(ge=1, description="Transformer layers.")
+    hidden_size: int = Field(ge=8, description="Width; must be divisible by num_heads.")
+    num_heads: int = Field(ge=1, description="Attention heads.")
+    intermediate_size: int = Field(ge=8, description="Feed-forward width (BERT uses 4x hidden_size).")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> FreshStudentConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        return self
+
+
 class StudentConfig(StrictModel):
-    """How the student is made: a pretrained model, or selected layers of a bigger one."""
+    """How the student is made: a pretrained model, selected layers of a bigger one, or a fresh config."""
 
     model: str | None = Field(default=None, description="A pretrained student: hub id, folder or short name.")
     layers: list[Annotated[int, Field(ge=0)]] | None = Field(
@@ -174,15 +189,46 @@ class StudentConfig(StrictModel):
     source: str | None = Field(
         default=None, description="Model whose layers are kept. None: this stage's teacher (fine-tuned weights)."
     )
+    fresh: FreshStudentConfig | None = Field(
+        default=None, description="A new, randomly initialised student of this size with the teacher's vocabulary."
+    )
 
     @model_validator(mode="after")
     def _one_recipe(self) -> StudentConfig:
-        if (self.model is None) == (self.layers is None):
-            raise ValueError("set exactly one of student.model (a pretrained student) or student.layers")
+        recipes = [name for name in ("model", "layers", "fresh") if getattr(self, name) is not None]
+        if len(recipes) != 1:
+            raise ValueError("set exactly one of student.model, student.layers or student.fresh")
         if self.layers is not None and len(set(self.layers)) != len(self.layers):
             raise ValueError(f"student.layers has duplicates: {self.layers}")
         if self.model is not None and self.source is not None:
             raise ValueError("student.source applies to student.layers only")
+        return self
+
+
+class IntermediateTrainingConfig(TrainingConfig):
+    learning_rate: float = Field(default=5e-5, gt=0, le=1.0, description="Peak AdamW learning rate.")
+
+
+class IntermediateLayerConfig(StrictModel):
+    """TinyBERT's first step: the student matches the teacher's embeddings, hidden states and attentions."""
+
+    layer_map: Literal["uniform", "last"] | list[tuple[int, int]] = Field(
+        default="uniform",
+        description="'uniform' (student layer i <- teacher layer round(i L_T / L_S)), 'last' (the teacher's last "
+        "L_S layers) or explicit [student, teacher] pairs; 0 is the embedding output.",
+    )
+    embedding_weight: float = Field(default=1.0, ge=0, description="Weight of the embedding-output MSE.")
+    hidden_weight: float = Field(default=1.0, ge=0, description="Weight of the hidden-state MSE (all mapped layers).")
+    attention_weight: float = Field(default=1.0, ge=0, description="Weight of the attention loss (all mapped layers).")
+    attention_loss: Literal["mse", "kl"] = Field(
+        default="mse", description="'mse' on attention maps (TinyBERT) or 'kl' on attention distributions (MiniLM)."
+    )
+    training: IntermediateTrainingConfig = Field(default_factory=IntermediateTrainingConfig)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> IntermediateLayerConfig:
+        if self.embedding_weight == self.hidden_weight == self.attention_weight == 0:
+            raise ValueError("at least one of embedding_weight, hidden_weight, attention_weight must be > 0")
         return self
 
 
@@ -213,6 +259,9 @@ class DistillStageConfig(StrictModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stage name (lowercase, digits, dashes).")
     student: StudentConfig
+    intermediate_layer: IntermediateLayerConfig | None = Field(
+        default=None, description="Run TinyBERT intermediate-layer distillation first (then prediction-layer)."
+    )
     prediction_layer: PredictionLayerConfig = Field(default_factory=PredictionLayerConfig)
     baseline: bool = Field(
         default=False, description="Also train the same student without distillation, to report the lift."

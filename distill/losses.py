@@ -85,3 +85,57 @@ def combine(kd_loss: torch.Tensor | None, hard_loss: torch.Tensor | None, loss_w
     if kd_loss is None or hard_loss is None:
         raise ValueError("a loss_weight strictly between 0 and 1 needs both teacher logits and hard labels")
     return loss_weight * kd_loss + (1.0 - loss_weight) * hard_loss
+
+
+# --------------------------------------------------------------------------- intermediate layers (TinyBERT)
+
+
+def masked_mse(student: torch.Tensor, teacher: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the real (non-padding) tokens.
+
+    Args:
+        student: `(B, T, D)` hidden states, already projected to the teacher's width D.
+        teacher: `(B, T, D)`.
+        token_mask: `(B, T)`, 1 for real tokens.
+    """
+    mask = token_mask.to(student.dtype).unsqueeze(-1)  # (B, T, 1)
+    squared = (student.float() - teacher.detach().float()) ** 2 * mask
+    return squared.sum() / (mask.sum() * student.shape[-1]).clamp_min(1.0)
+
+
+def _head_average_if_needed(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if student.shape[1] != teacher.shape[1]:
+        # Different head counts: compare what each layer attends to on average.
+        return student.mean(dim=1, keepdim=True), teacher.mean(dim=1, keepdim=True)
+    return student, teacher
+
+
+def attention_mse(student: torch.Tensor, teacher: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """MSE between attention maps over real query and key positions (head-averaged if head counts differ).
+
+    Args:
+        student, teacher: `(B, H, T, T)` attention probabilities (H may differ between them).
+        token_mask: `(B, T)`, 1 for real tokens.
+    """
+    student, teacher = _head_average_if_needed(student.float(), teacher.detach().float())
+    pair_mask = (token_mask[:, None, :, None] * token_mask[:, None, None, :]).to(student.dtype)  # (B, 1, T, T)
+    squared = (student - teacher) ** 2 * pair_mask
+    return squared.sum() / (pair_mask.sum() * student.shape[1]).clamp_min(1.0)
+
+
+def attention_kl(
+    student: torch.Tensor, teacher: torch.Tensor, token_mask: torch.Tensor, eps: float = 1e-12
+) -> torch.Tensor:
+    """KL(teacher row || student row) of each real query's attention over keys, averaged (MiniLM).
+
+    Args:
+        student, teacher: `(B, H, T, T)` attention probabilities (rows over keys sum to 1).
+        token_mask: `(B, T)`, 1 for real tokens. Padded keys already carry ~0 probability
+            (attention masks them); padded queries are excluded here.
+    """
+    student, teacher = _head_average_if_needed(student.float(), teacher.detach().float())
+    pointwise = teacher * (torch.log(teacher + eps) - torch.log(student + eps))  # (B, H, T, T)
+    key_mask = token_mask[:, None, None, :].to(student.dtype)
+    per_query = (pointwise * key_mask).sum(dim=-1)  # (B, H, T)
+    query_mask = token_mask[:, None, :].to(student.dtype)
+    return (per_query * query_mask).sum() / (query_mask.sum() * student.shape[1]).clamp_min(1.0)

@@ -16,14 +16,27 @@ from distill.artifacts import StageResult, check_writable, resolve_root
 from distill.config import RunConfig
 from distill.report import Entry
 from distill.stages.evaluate import task_metric_name
-from tasks.distill import baseline_spec, distill_prediction_layer, prediction_spec, train_baseline
+from tasks.distill import (
+    baseline_spec,
+    distill_intermediate_layers,
+    distill_prediction_layer,
+    intermediate_spec,
+    prediction_spec,
+    train_baseline,
+)
 from tasks.evaluate import EVALUATE, evaluate_model
 from tasks.report import report
 from tasks.stage import bind
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher, use_finetuned_teacher
 
 # Stage names accepted by `refresh` (and `distill run --refresh`).
-STAGE_NAMES = (FINETUNE_TEACHER.name, EVALUATE.name, "distill_prediction_layer", "train_baseline")
+STAGE_NAMES = (
+    FINETUNE_TEACHER.name,
+    EVALUATE.name,
+    "distill_intermediate_layers",
+    "distill_prediction_layer",
+    "train_baseline",
+)
 
 
 def _outcome(state: State, name: str, stages: list[dict[str, Any]]) -> StageResult:
@@ -63,11 +76,27 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     entries = [Entry(model="teacher", role="teacher", metrics=teacher_eval.metrics)]
 
     for stage in config.stages:
+        teacher_metric = teacher_eval.metrics.get(metric)
+        student_init = None
+        if stage.intermediate_layer is not None:  # TinyBERT: internals first, then soft targets
+            step_one = bind(
+                distill_intermediate_layers,
+                intermediate_spec(stage.name),
+                config,
+                refresh="distill_intermediate_layers" in refresh,
+            )
+            state = step_one(config, teacher, label=stage.name, teacher_metric=teacher_metric, return_state=True)
+            student_init = _outcome(state, f"intermediate_{stage.name}", stages)
         distill = bind(
             distill_prediction_layer, prediction_spec(stage.name), config, refresh="distill_prediction_layer" in refresh
         )
         state = distill(
-            config, teacher, label=stage.name, teacher_metric=teacher_eval.metrics.get(metric), return_state=True
+            config,
+            teacher,
+            label=stage.name,
+            teacher_metric=teacher_metric,
+            student_init=student_init,
+            return_state=True,
         )
         student = _outcome(state, f"distill_{stage.name}", stages)
         entries.append(Entry(model=stage.name, role="distilled", metrics=evaluate(student, stage.name).metrics))

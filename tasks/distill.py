@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from prefect import task
 
 from distill.artifacts import StageResult, resolve_root
 from distill.config import DistillStageConfig, RunConfig
-from distill.stages import prediction
+from distill.stages import intermediate, prediction
 from distill.stages.evaluate import task_metric_name
 from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
@@ -18,31 +19,92 @@ def _stage_of(config: RunConfig, name: str) -> DistillStageConfig:
     return next(stage for stage in config.stages if stage.name == name)
 
 
-def _spec(name: str, stage_name: str, what: str) -> StageSpec:
+def _spec(name: str, module: str, stage_name: str, sections: Callable[[DistillStageConfig], dict]) -> StageSpec:
+    """A step's key holds only the config that step reads, so e.g. a new temperature leaves the baseline cached."""
     return StageSpec(
         name=name,
-        modules=("distill.stages.prediction",),
-        config_of=lambda config: {
-            "seed": config.seed,
-            "what": what,
-            "stage": _stage_of(config, stage_name).model_dump(mode="json", exclude={"baseline", "min_teacher_metric"}),
+        modules=(module,),
+        config_of=lambda config: {"seed": config.seed, **sections(_stage_of(config, stage_name))},
+    )
+
+
+def intermediate_spec(stage_name: str) -> StageSpec:
+    return _spec(
+        "distill_intermediate_layers",
+        "distill.stages.intermediate",
+        stage_name,
+        lambda stage: {
+            "student": stage.student.model_dump(mode="json"),
+            "intermediate_layer": stage.intermediate_layer.model_dump(mode="json"),
         },
     )
 
 
 def prediction_spec(stage_name: str) -> StageSpec:
-    return _spec("distill_prediction_layer", stage_name, "distilled")
+    # The student's starting point is in the key through the upstream intermediate result, when there is one.
+    return _spec(
+        "distill_prediction_layer",
+        "distill.stages.prediction",
+        stage_name,
+        lambda stage: {
+            "student": stage.student.model_dump(mode="json"),
+            "prediction_layer": stage.prediction_layer.model_dump(mode="json"),
+        },
+    )
 
 
 def baseline_spec(stage_name: str) -> StageSpec:
-    return _spec("train_baseline", stage_name, "baseline")
+    return _spec(
+        "train_baseline",
+        "distill.stages.prediction",
+        stage_name,
+        lambda stage: {
+            "student": stage.student.model_dump(mode="json"),
+            "training": stage.prediction_layer.training.model_dump(mode="json"),
+        },
+    )
+
+
+@task(name="distill_intermediate_layers", task_run_name="intermediate-{label}", **STAGE_TASK_OPTIONS)
+def distill_intermediate_layers(
+    config: RunConfig, teacher: StageResult, label: str, teacher_metric: float | None = None
+) -> StageResult:
+    """TinyBERT step one: the student of stage `label` learns `teacher`'s embeddings, hidden states, attentions."""
+    stage = _stage_of(config, label)
+    prediction.check_teacher_quality(
+        task_metric_name(config), teacher_metric, stage.min_teacher_metric, teacher.model_path or teacher.uri
+    )
+    slug = f"intermediate-{label}"
+    result = run_stage(
+        intermediate_spec(label),
+        config,
+        lambda directory: intermediate.distill_intermediate_layers(
+            config,
+            stage,
+            teacher.model_path,
+            directory,
+            callbacks=[PrefectTrainingMonitor(slug)],
+            show_progress=sys.stderr.isatty(),
+        ),
+        upstream={"teacher": teacher},
+        extra=label,
+    )
+    publish_stage_summary(slug, f"Intermediate-layer distillation: {label}", result)
+    return result
 
 
 @task(name="distill_prediction_layer", task_run_name="distill-{label}", **STAGE_TASK_OPTIONS)
 def distill_prediction_layer(
-    config: RunConfig, teacher: StageResult, label: str, teacher_metric: float | None = None
+    config: RunConfig,
+    teacher: StageResult,
+    label: str,
+    teacher_metric: float | None = None,
+    student_init: StageResult | None = None,
 ) -> StageResult:
-    """Distil `teacher` into the student of stage `label` on softened outputs (Hinton), resuming after a crash."""
+    """Distil `teacher` into the student of stage `label` on softened outputs (Hinton), resuming after a crash.
+
+    `student_init` is the intermediate-layer stage's result when the stage runs both steps.
+    """
     stage = _stage_of(config, label)
     spec = prediction_spec(label)
     prediction.check_teacher_quality(
@@ -59,10 +121,12 @@ def distill_prediction_layer(
             teacher.manifest_sha256,
             directory,
             logits_root=resolve_root(config.artifact_root) / "teacher_logits",
+            student_init=student_init.model_path if student_init else None,
             callbacks=[PrefectTrainingMonitor(slug)],
             show_progress=sys.stderr.isatty(),
         ),
-        upstream={"teacher": teacher},
+        # The intermediate step's output is part of the key: a new step one means a new step two.
+        upstream={"teacher": teacher} | ({"student_init": student_init} if student_init else {}),
         extra=label,
     )
     publish_stage_summary(slug, f"Prediction-layer distillation: {label}", result)

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from distill.config import StudentConfig
+from distill.config import FreshStudentConfig, StudentConfig
 from distill.errors import ModelError
-from distill.models.loading import ModelTask, load_model, load_tokenizer
+from distill.models.loading import ModelTask, load_model, load_tokenizer, resolve_model
 
 # Where encoder layers live, by architecture family: (container attribute path, list attribute).
 _LAYER_PATHS = (("encoder", "layer"), ("transformer", "layer"), ("encoder", "layers"), ("", "layers"))
@@ -55,6 +55,45 @@ def select_layers(model: Any, layers: list[int], name: str = "model") -> Any:
     return model
 
 
+def fresh_model(
+    teacher: str,
+    spec: FreshStudentConfig,
+    task: ModelTask,
+    *,
+    id2label: dict[int, str] | None,
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+) -> Any:
+    """A randomly initialised model of the teacher's family and vocabulary, at the requested size."""
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(
+        resolve_model(teacher).location, trust_remote_code=trust_remote_code
+    )
+    sizes = {
+        "num_hidden_layers": spec.num_layers,
+        "hidden_size": spec.hidden_size,
+        "num_attention_heads": spec.num_heads,
+        "intermediate_size": spec.intermediate_size,
+    }
+    missing = [name for name in sizes if not hasattr(config, name)]
+    if missing:
+        raise ModelError(f"model '{teacher}': its config has no {missing[0]}, so a fresh student cannot be sized")
+    for name, value in sizes.items():
+        setattr(config, name, value)
+    if task == "classification" and id2label is not None:
+        config.id2label, config.label2id = dict(id2label), {v: k for k, v in id2label.items()}
+        config.num_labels = len(id2label)
+    if attn_implementation is not None:
+        config._attn_implementation = attn_implementation
+    auto = {
+        "qa": transformers.AutoModelForQuestionAnswering,
+        "classification": transformers.AutoModelForSequenceClassification,
+        "base": transformers.AutoModel,
+    }[task]
+    return auto.from_config(config, trust_remote_code=trust_remote_code)
+
+
 def build_student(
     spec: StudentConfig,
     teacher: str,
@@ -62,18 +101,33 @@ def build_student(
     *,
     id2label: dict[int, str] | None = None,
     trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
 ) -> tuple[Any, Any, str]:
     """The student model, its tokenizer, and a name for messages.
 
     Args:
         spec: the stage's `student:` section.
-        teacher: the stage's teacher (model folder or id): the default source of selected layers.
+        teacher: the stage's teacher (model folder or id): the default source of selected layers,
+            and the architecture and vocabulary of a fresh student.
         task: head to build ("qa" or "classification").
         id2label: classification labels, so the student's head matches the data.
+        attn_implementation: "eager" where attention maps are needed (intermediate-layer distillation).
     """
-    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, "attn_implementation": attn_implementation}
     if task == "classification" and id2label is not None:
         options["id2label"] = id2label
+    if spec.fresh is not None:
+        model = fresh_model(
+            teacher,
+            spec.fresh,
+            task,
+            id2label=id2label,
+            attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code,
+        )
+        f = spec.fresh
+        label = f"fresh {f.num_layers}x{f.hidden_size} ({f.num_heads} heads) student of '{teacher}'"
+        return model, load_tokenizer(teacher, trust_remote_code=trust_remote_code), label
     if spec.model is not None:
         model, _ = load_model(spec.model, task, **options)
         return model, load_tokenizer(spec.model, trust_remote_code=trust_remote_code), spec.model

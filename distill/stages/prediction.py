@@ -43,17 +43,28 @@ def check_teacher_quality(metric_name: str, value: float | None, threshold: floa
         )
 
 
-def _prepare(config: RunConfig, stage: DistillStageConfig, teacher_path: str) -> dict[str, Any]:
-    """Data, student, features and collator shared by the distilled and the baseline student."""
+def _prepare(
+    config: RunConfig, stage: DistillStageConfig, teacher_path: str, student_init: str | None = None
+) -> dict[str, Any]:
+    """Data, student, features and collator shared by the distilled and the baseline student.
+
+    `student_init` is a student already trained by intermediate-layer distillation; without
+    it the student is built from `stage.student`.
+    """
     data = load_task_data(config)
     task = "qa" if isinstance(data, QAData) else "classification"
     id2label = dict(enumerate(data.label_list)) if isinstance(data, ClassificationData) else None
     trust = config.teacher.trust_remote_code
     teacher_tokenizer = load_tokenizer(teacher_path, trust_remote_code=trust)
     set_seed(config.seed)  # before building: a new head is initialised from this seed, the same for both runs
-    student, student_tokenizer, student_name = build_student(
-        stage.student, teacher_path, task, id2label=id2label, trust_remote_code=trust
-    )
+    if student_init is not None:
+        student, _ = load_model(student_init, task, id2label=id2label, trust_remote_code=trust)
+        student_tokenizer = load_tokenizer(student_init, trust_remote_code=trust)
+        student_name = f"intermediate-distilled student '{student_init}'"
+    else:
+        student, student_tokenizer, student_name = build_student(
+            stage.student, teacher_path, task, id2label=id2label, trust_remote_code=trust
+        )
     check_same_vocabulary(teacher_path, teacher_tokenizer, student_name, student_tokenizer)
     if isinstance(data, QAData):
         features = qa_train_dataset(data.train, teacher_tokenizer, config.data, for_distillation=True)
@@ -82,11 +93,16 @@ def distill_prediction_layer(
     directory: StageDirectory,
     *,
     logits_root: Path,
+    student_init: str | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Train the stage's student on the teacher's softened outputs; the student lands in `directory.model_dir`."""
-    prepared = _prepare(config, stage, teacher_path)
+    """Train the stage's student on the teacher's softened outputs; the student lands in `directory.model_dir`.
+
+    With `student_init` (the output of intermediate-layer distillation) training continues
+    from that student instead of a newly built one.
+    """
+    prepared = _prepare(config, stage, teacher_path, student_init)
     settings = stage.prediction_layer
     features, task = prepared["features"], prepared["task"]
     teacher, _ = load_model(teacher_path, task, trust_remote_code=config.teacher.trust_remote_code)

@@ -29,10 +29,11 @@ def build_id(directory: Path) -> str:
 ALL = {
     "finetune_teacher",
     "evaluate_teacher",
-    "distill_tiny-l2",
-    "evaluate_tiny-l2",
-    "baseline_tiny-l2",
-    "evaluate_tiny-l2-baseline",
+    "intermediate_tiny-small",
+    "distill_tiny-small",
+    "evaluate_tiny-small",
+    "baseline_tiny-small",
+    "evaluate_tiny-small-baseline",
 }
 
 
@@ -51,7 +52,7 @@ def test_run_rerun_and_recompute_after_damage(tmp_path: Path) -> None:
     assert not (teacher_dir / "checkpoints").exists()  # dropped once the stage is complete
     metrics = next(s["metrics"] for s in first if s["name"] == "evaluate_teacher")
     assert {"exact", "f1", "HasAns_f1", "NoAns_f1", "parameters", "latency_p50_ms", "throughput_per_s"} <= set(metrics)
-    assert [row["model"] for row in outcome["leaderboard"]] == ["teacher", "tiny-l2", "tiny-l2-baseline"]
+    assert [row["model"] for row in outcome["leaderboard"]] == ["teacher", "tiny-small", "tiny-small-baseline"]
     assert all(row["f1"] is not None and row["parameters"] for row in outcome["leaderboard"])
 
     # Identical re-run: every stage Cached, nothing rebuilt.
@@ -69,13 +70,13 @@ def test_run_rerun_and_recompute_after_damage(tmp_path: Path) -> None:
     assert recomputed(fourth) == ALL
 
     # A corrupted weight file fails the manifest check: recomputed, never served.
-    weights = stage_dir(fourth, "distill_tiny-l2") / "model" / "model.safetensors"
+    weights = stage_dir(fourth, "distill_tiny-small") / "model" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     fifth = progressive_distillation(config)["stages"]
-    assert recomputed(fifth) == {"distill_tiny-l2", "evaluate_tiny-l2"}
-    student = stage_dir(fifth, "distill_tiny-l2")
+    assert recomputed(fifth) == {"distill_tiny-small", "evaluate_tiny-small"}
+    student = stage_dir(fifth, "distill_tiny-small")
     assert StageDirectory(student.parent.parent, "distill_prediction_layer", student.name).verify().ok
 
 
@@ -83,7 +84,7 @@ def test_refresh_recomputes_the_named_stage(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "artifacts")
     progressive_distillation(config)
     again = progressive_distillation(config, refresh=["evaluate"])["stages"]
-    assert recomputed(again) == {"evaluate_teacher", "evaluate_tiny-l2", "evaluate_tiny-l2-baseline"}
+    assert recomputed(again) == {"evaluate_teacher", "evaluate_tiny-small", "evaluate_tiny-small-baseline"}
 
 
 def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
@@ -127,7 +128,8 @@ def test_two_concurrent_runs_train_each_stage_once(tmp_path: Path, prefect_serve
     for stage in ALL:
         seen = sorted(statuses(json.loads(s.read_text())["stages"])[stage] for s in summaries)
         assert seen == ["cached", "completed"], (stage, outputs)
-    assert sum(output.count("training: ") for output in outputs) == 3  # teacher, student, baseline: once each
+    # teacher, intermediate, prediction, baseline: each trained once across both runs
+    assert sum(output.count("training: ") for output in outputs) == 4
 
 
 def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:

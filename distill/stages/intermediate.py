@@ -1,0 +1,106 @@
+"""Stage body: TinyBERT intermediate-layer distillation (step one of two; prediction-layer follows)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from safetensors.torch import save_file
+from transformers import DataCollatorWithPadding, TrainerCallback, default_data_collator, set_seed
+
+from distill.artifacts import StageDirectory
+from distill.config import DistillStageConfig, RunConfig
+from distill.data.task_data import ClassificationData, QAData, describe
+from distill.layer_map import resolve_layer_map
+from distill.models.loading import load_model, load_tokenizer, save_model
+from distill.models.student import build_student, check_same_vocabulary, num_layers
+from distill.profiling import parameter_count
+from distill.stages.common import load_task_data
+from distill.training.features import classification_train_dataset, qa_train_dataset
+from distill.training.intermediate import (
+    HiddenProjections,
+    IntermediateDistillationTrainer,
+    attach_projections,
+    detach_projections,
+)
+from distill.training.trainer import train
+
+# Attention maps exist only in the eager implementation (SDPA and flash kernels never form them),
+# so both models use it in this stage alone; every other stage keeps the fast kernels.
+ATTENTION = "eager"
+
+
+def distill_intermediate_layers(
+    config: RunConfig,
+    stage: DistillStageConfig,
+    teacher_path: str,
+    directory: StageDirectory,
+    *,
+    callbacks: Sequence[TrainerCallback] = (),
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Train the stage's student to match the teacher's embeddings, hidden states and attentions.
+
+    The student lands in `directory.model_dir` (a plain HF model with its task head, ready
+    for prediction-layer distillation); the learned projections and the layer map are
+    saved next to it.
+    """
+    settings = stage.intermediate_layer
+    assert settings is not None
+    data = load_task_data(config)
+    task = "qa" if isinstance(data, QAData) else "classification"
+    id2label = dict(enumerate(data.label_list)) if isinstance(data, ClassificationData) else None
+    trust = config.teacher.trust_remote_code
+    teacher_tokenizer = load_tokenizer(teacher_path, trust_remote_code=trust)
+    set_seed(config.seed)  # the same initial student as the prediction-layer stage and the baseline
+    student, student_tokenizer, student_name = build_student(
+        stage.student, teacher_path, task, id2label=id2label, trust_remote_code=trust, attn_implementation=ATTENTION
+    )
+    check_same_vocabulary(teacher_path, teacher_tokenizer, student_name, student_tokenizer)
+    teacher, _ = load_model(teacher_path, task, trust_remote_code=trust, attn_implementation=ATTENTION)
+    pairs = resolve_layer_map(settings.layer_map, num_layers(student, student_name), num_layers(teacher, teacher_path))
+    projections = HiddenProjections(pairs, student.config.hidden_size, teacher.config.hidden_size)
+    attach_projections(student, projections)
+    if isinstance(data, QAData):
+        features = qa_train_dataset(data.train, teacher_tokenizer, config.data)
+        collator = default_data_collator
+    else:
+        features = classification_train_dataset(data.train, teacher_tokenizer, config.data, data.label_list)
+        collator = DataCollatorWithPadding(teacher_tokenizer)
+    summary = train(
+        student,
+        features,
+        settings.training,
+        checkpoint_dir=directory.checkpoints,
+        seed=config.seed,
+        callbacks=callbacks,
+        data_collator=collator,
+        processing_class=student_tokenizer,
+        trainer_class=IntermediateDistillationTrainer,
+        show_progress=show_progress,
+        trainer_kwargs={
+            "teacher_model": teacher,
+            "pairs": pairs,
+            "embedding_weight": settings.embedding_weight,
+            "hidden_weight": settings.hidden_weight,
+            "attention_weight": settings.attention_weight,
+            "attention_loss": settings.attention_loss,
+        },
+    )
+    detach_projections(student)
+    save_file(
+        {k: v.contiguous() for k, v in projections.state_dict().items()},
+        str(directory.path / "projections.safetensors"),
+    )
+    (directory.path / "layer_map.json").write_text(json.dumps({"pairs": pairs}) + "\n")
+    save_model(student, student_tokenizer, directory.model_dir)
+    return {
+        **summary.as_metrics(),
+        "student": student_name,
+        "student_parameters": parameter_count(student),
+        "layer_map": [list(pair) for pair in pairs],
+        "projection_parameters": parameter_count(projections),
+        "train_features": len(features),
+        **describe(data),
+    }
