@@ -98,7 +98,7 @@ def masked_mse(student: torch.Tensor, teacher: torch.Tensor, token_mask: torch.T
         teacher: `(B, T, D)`.
         token_mask: `(B, T)`, 1 for real tokens.
     """
-    mask = token_mask.to(student.dtype).unsqueeze(-1)  # (B, T, 1)
+    mask = token_mask.float().unsqueeze(-1)  # (B, T, 1); float32 so token counts stay exact under bf16
     squared = (student.float() - teacher.detach().float()) ** 2 * mask
     return squared.sum() / (mask.sum() * student.shape[-1]).clamp_min(1.0)
 

@@ -1,13 +1,14 @@
-"""Stage tasks: prediction-layer distillation of a student, and the same student without distillation."""
+"""Stage tasks for one student: intermediate-layer and prediction-layer distillation, and its no-KD baseline."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from prefect import task
 
-from distill.artifacts import StageResult, resolve_root
+from distill.artifacts import StageDirectory, StageResult, resolve_root
 from distill.config import DistillStageConfig, RunConfig
 from distill.stages import intermediate, prediction
 from distill.stages.evaluate import task_metric_name
@@ -65,32 +66,52 @@ def baseline_spec(stage_name: str) -> StageSpec:
     )
 
 
+def _monitoring(slug: str) -> dict[str, Any]:
+    return {"callbacks": [PrefectTrainingMonitor(slug)], "show_progress": sys.stderr.isatty()}
+
+
+def _run_step(
+    spec: StageSpec,
+    config: RunConfig,
+    label: str,
+    kind: str,
+    title: str,
+    body: Callable[[StageDirectory, dict[str, Any]], dict[str, Any]],
+    upstream: dict[str, StageResult],
+) -> StageResult:
+    """What every student step shares: the cached stage run with training monitoring, then its summary."""
+    slug = f"{kind}-{label}"  # artifact keys: intermediate-<stage>, distill-<stage>, baseline-<stage>
+    result = run_stage(
+        spec, config, lambda directory: body(directory, _monitoring(slug)), upstream=upstream, extra=label
+    )
+    publish_stage_summary(slug, f"{title}: {label}", result)
+    return result
+
+
+def _check_teacher(config: RunConfig, stage: DistillStageConfig, teacher: StageResult, metric: float | None) -> None:
+    prediction.check_teacher_quality(
+        task_metric_name(config), metric, stage.min_teacher_metric, teacher.model_path or teacher.uri
+    )
+
+
 @task(name="distill_intermediate_layers", task_run_name="intermediate-{label}", **STAGE_TASK_OPTIONS)
 def distill_intermediate_layers(
     config: RunConfig, teacher: StageResult, label: str, teacher_metric: float | None = None
 ) -> StageResult:
     """TinyBERT step one: the student of stage `label` learns `teacher`'s embeddings, hidden states, attentions."""
     stage = _stage_of(config, label)
-    prediction.check_teacher_quality(
-        task_metric_name(config), teacher_metric, stage.min_teacher_metric, teacher.model_path or teacher.uri
-    )
-    slug = f"intermediate-{label}"
-    result = run_stage(
+    _check_teacher(config, stage, teacher, teacher_metric)
+    return _run_step(
         intermediate_spec(label),
         config,
-        lambda directory: intermediate.distill_intermediate_layers(
-            config,
-            stage,
-            teacher.model_path,
-            directory,
-            callbacks=[PrefectTrainingMonitor(slug)],
-            show_progress=sys.stderr.isatty(),
+        label,
+        "intermediate",
+        "Intermediate-layer distillation",
+        lambda directory, monitoring: intermediate.distill_intermediate_layers(
+            config, stage, teacher.model_path, directory, **monitoring
         ),
         upstream={"teacher": teacher},
-        extra=label,
     )
-    publish_stage_summary(slug, f"Intermediate-layer distillation: {label}", result)
-    return result
 
 
 @task(name="distill_prediction_layer", task_run_name="distill-{label}", **STAGE_TASK_OPTIONS)
@@ -103,18 +124,18 @@ def distill_prediction_layer(
 ) -> StageResult:
     """Distil `teacher` into the student of stage `label` on softened outputs (Hinton), resuming after a crash.
 
-    `student_init` is the intermediate-layer stage's result when the stage runs both steps.
+    `student_init` is the intermediate-layer step's result when the stage runs both steps; it
+    is part of the cache key, so a new step one means a new step two.
     """
     stage = _stage_of(config, label)
-    spec = prediction_spec(label)
-    prediction.check_teacher_quality(
-        task_metric_name(config), teacher_metric, stage.min_teacher_metric, teacher.model_path or teacher.uri
-    )
-    slug = f"distill-{label}"
-    result = run_stage(
-        spec,
+    _check_teacher(config, stage, teacher, teacher_metric)
+    return _run_step(
+        prediction_spec(label),
         config,
-        lambda directory: prediction.distill_prediction_layer(
+        label,
+        "distill",
+        "Prediction-layer distillation",
+        lambda directory, monitoring: prediction.distill_prediction_layer(
             config,
             stage,
             teacher.model_path,
@@ -122,35 +143,24 @@ def distill_prediction_layer(
             directory,
             logits_root=resolve_root(config.artifact_root) / "teacher_logits",
             student_init=student_init.model_path if student_init else None,
-            callbacks=[PrefectTrainingMonitor(slug)],
-            show_progress=sys.stderr.isatty(),
+            **monitoring,
         ),
-        # The intermediate step's output is part of the key: a new step one means a new step two.
         upstream={"teacher": teacher} | ({"student_init": student_init} if student_init else {}),
-        extra=label,
     )
-    publish_stage_summary(slug, f"Prediction-layer distillation: {label}", result)
-    return result
 
 
 @task(name="train_baseline", task_run_name="baseline-{label}", **STAGE_TASK_OPTIONS)
 def train_baseline(config: RunConfig, teacher: StageResult, label: str) -> StageResult:
     """The stage's student trained without distillation (same init, data and schedule), for the lift."""
     stage = _stage_of(config, label)
-    slug = f"baseline-{label}"
-    result = run_stage(
+    return _run_step(
         baseline_spec(label),
         config,
-        lambda directory: prediction.train_baseline(
-            config,
-            stage,
-            teacher.model_path,
-            directory,
-            callbacks=[PrefectTrainingMonitor(slug)],
-            show_progress=sys.stderr.isatty(),
+        label,
+        "baseline",
+        "Baseline without distillation",
+        lambda directory, monitoring: prediction.train_baseline(
+            config, stage, teacher.model_path, directory, **monitoring
         ),
         upstream={"teacher": teacher},
-        extra=label,
     )
-    publish_stage_summary(slug, f"Baseline without distillation: {label}", result)
-    return result

@@ -14,6 +14,7 @@ the stage recomputes (resuming from its checkpoints if it had any).
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +150,12 @@ def run_stage(
     upstream = dict(upstream or {})
     key = stage_key(spec, config, upstream, extra)
     directory = StageDirectory(resolve_root(config.artifact_root), spec.name, key)
-    if directory.verify().ok:
+    context = TaskRunContext.get()
+    if context is not None and context.task.refresh_cache:
+        # An explicit refresh means recompute from scratch: no reuse, no resume.
+        logger.info("%s: refresh requested; discarding %s", spec.name, directory.path)
+        shutil.rmtree(directory.path, ignore_errors=True)
+    elif directory.verify().ok:
         # The cache record was lost (e.g. _prefect/ deleted) but the artifacts are intact: no recompute.
         logger.info("%s: complete output found at %s; reusing it", spec.name, directory.path)
         return directory.result()

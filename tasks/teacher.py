@@ -40,15 +40,17 @@ def finetune_teacher(config: RunConfig) -> StageResult:
 @task(name="use_finetuned_teacher")
 def use_finetuned_teacher(config: RunConfig) -> StageResult:
     """The config says the teacher is already fine-tuned: pass it on without training or copying."""
-    from distill.models.loading import resolve_model
+    from distill.models.loading import materialize
 
-    ref = resolve_model(config.teacher.model)
-    get_run_logger().info("teacher '%s' is marked fine-tuned; skipping fine-tuning", config.teacher.model)
+    teacher = config.teacher
+    # A hub teacher is pinned to one local snapshot (at `revision`), so its files can be fingerprinted.
+    path = materialize(teacher.model, revision=teacher.revision, allow_pickle_weights=teacher.allow_pickle_weights)
+    get_run_logger().info("teacher '%s' is marked fine-tuned; skipping fine-tuning (%s)", teacher.model, path)
     return StageResult(
         name="finetune_teacher",
         key="as-is",
-        uri=ref.location,
-        manifest_sha256=model_fingerprint(config.teacher.model),
+        uri=path,
+        manifest_sha256=model_fingerprint(path),
         metrics={"finetuned": "as is"},
-        model_path=ref.location,
+        model_path=path,
     )

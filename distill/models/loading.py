@@ -174,6 +174,31 @@ def load_model(
     return model, fresh
 
 
+def materialize(name: str, *, revision: str | None = None, allow_pickle_weights: bool = False) -> str:
+    """A local folder for `name`: itself if local, else the hub snapshot at `revision` (cache first).
+
+    Pinning a hub model to one local snapshot makes its content fingerprintable and keeps
+    every stage on the same files, even if the hub repository moves on.
+    """
+    ref = resolve_model(name)
+    if ref.local:
+        return ref.location
+    from huggingface_hub import snapshot_download
+
+    ignore = ["*.h5", "*.msgpack", "*.onnx", "*.ot", "*.tflite"]
+    if not allow_pickle_weights:
+        ignore += ["*.bin", "*.pt", "*.pth", "*.ckpt"]
+    try:
+        return snapshot_download(ref.location, revision=revision, local_files_only=True, ignore_patterns=ignore)
+    except Exception:  # not cached (or not completely): fetch it, if the hub can be reached
+        if hub_offline_forced() or not hub_reachable():
+            raise ModelError(offline_hint("model", name)) from None
+    try:
+        return snapshot_download(ref.location, revision=revision, ignore_patterns=ignore)
+    except Exception as exc:
+        raise ModelError(f"model '{name}': cannot download from the hub: {str(exc).splitlines()[0]}") from None
+
+
 def _has_safetensors(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file()
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from safetensors.torch import save_file
-from transformers import DataCollatorWithPadding, TrainerCallback, default_data_collator, set_seed
+from transformers import TrainerCallback, set_seed
 
 from distill.artifacts import StageDirectory
 from distill.config import DistillStageConfig, RunConfig
@@ -17,7 +17,7 @@ from distill.models.loading import load_model, load_tokenizer, save_model
 from distill.models.student import build_student, check_same_vocabulary, num_layers
 from distill.profiling import parameter_count
 from distill.stages.common import load_task_data
-from distill.training.features import classification_train_dataset, qa_train_dataset
+from distill.training.features import train_features
 from distill.training.intermediate import (
     HiddenProjections,
     IntermediateDistillationTrainer,
@@ -62,12 +62,7 @@ def distill_intermediate_layers(
     pairs = resolve_layer_map(settings.layer_map, num_layers(student, student_name), num_layers(teacher, teacher_path))
     projections = HiddenProjections(pairs, student.config.hidden_size, teacher.config.hidden_size)
     attach_projections(student, projections)
-    if isinstance(data, QAData):
-        features = qa_train_dataset(data.train, teacher_tokenizer, config.data)
-        collator = default_data_collator
-    else:
-        features = classification_train_dataset(data.train, teacher_tokenizer, config.data, data.label_list)
-        collator = DataCollatorWithPadding(teacher_tokenizer)
+    features, collator = train_features(data, teacher_tokenizer, config.data)
     summary = train(
         student,
         features,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import DataCollatorWithPadding, TrainerCallback, default_data_collator, set_seed
+from transformers import TrainerCallback, set_seed
 
 from distill.artifacts import StageDirectory
 from distill.config import DistillStageConfig, RunConfig
@@ -24,8 +24,8 @@ from distill.profiling import parameter_count
 from distill.stages.common import load_task_data
 from distill.training import teacher_logits as logits_cache
 from distill.training.distillation import PredictionDistillationTrainer
-from distill.training.features import classification_train_dataset, qa_train_dataset
-from distill.training.trainer import train
+from distill.training.features import DISTILLATION_COLUMNS, train_features
+from distill.training.trainer import TrainSummary, train
 
 log = logging.getLogger("distill")
 
@@ -66,14 +66,7 @@ def _prepare(
             stage.student, teacher_path, task, id2label=id2label, trust_remote_code=trust
         )
     check_same_vocabulary(teacher_path, teacher_tokenizer, student_name, student_tokenizer)
-    if isinstance(data, QAData):
-        features = qa_train_dataset(data.train, teacher_tokenizer, config.data, for_distillation=True)
-        collator = default_data_collator
-    else:
-        features = classification_train_dataset(
-            data.train, teacher_tokenizer, config.data, data.label_list, for_distillation=True
-        )
-        collator = DataCollatorWithPadding(teacher_tokenizer)
+    features, collator = train_features(data, teacher_tokenizer, config.data, for_distillation=True)
     return {
         "data": data,
         "task": task,
@@ -82,6 +75,16 @@ def _prepare(
         "student_name": student_name,
         "features": features,
         "collator": collator,
+    }
+
+
+def _student_metrics(prepared: dict[str, Any], summary: TrainSummary, features: Any) -> dict[str, Any]:
+    return {
+        **summary.as_metrics(),
+        "student": prepared["student_name"],
+        "student_parameters": parameter_count(prepared["student"]),
+        "train_features": len(features),
+        **describe(prepared["data"]),
     }
 
 
@@ -152,14 +155,7 @@ def distill_prediction_layer(
         keep_extra_columns=True,
     )
     save_model(prepared["student"], prepared["tokenizer"], directory.model_dir)
-    return {
-        **summary.as_metrics(),
-        **extra,
-        "student": prepared["student_name"],
-        "student_parameters": parameter_count(prepared["student"]),
-        "train_features": len(features),
-        **describe(prepared["data"]),
-    }
+    return {**_student_metrics(prepared, summary, features), **extra}
 
 
 def train_baseline(
@@ -174,7 +170,7 @@ def train_baseline(
     """The same student, data and schedule, trained on hard labels only: the no-distillation reference."""
     prepared = _prepare(config, stage, teacher_path)
     features = prepared["features"].remove_columns(
-        [c for c in ("feature_index", "kd_mask") if c in prepared["features"].column_names]
+        [c for c in DISTILLATION_COLUMNS if c in prepared["features"].column_names]
     )
     summary = train(
         prepared["student"],
@@ -188,10 +184,4 @@ def train_baseline(
         show_progress=show_progress,
     )
     save_model(prepared["student"], prepared["tokenizer"], directory.model_dir)
-    return {
-        **summary.as_metrics(),
-        "student": prepared["student_name"],
-        "student_parameters": parameter_count(prepared["student"]),
-        "train_features": len(features),
-        **describe(prepared["data"]),
-    }
+    return _student_metrics(prepared, summary, features)

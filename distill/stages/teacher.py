@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
+from transformers import TrainerCallback, set_seed
 
 from distill.artifacts import StageDirectory
 from distill.config import RunConfig
 from distill.data.task_data import QAData, describe
 from distill.models.loading import load_model, load_tokenizer, save_model
 from distill.stages.common import load_task_data
-from distill.training.features import classification_train_dataset, qa_train_dataset
+from distill.training.features import train_features
 from distill.training.trainer import train
 
 
@@ -35,12 +35,9 @@ def finetune_teacher(
     )
     if isinstance(data, QAData):
         model, _ = load_model(teacher.model, "qa", **options)
-        features = qa_train_dataset(data.train, tokenizer, config.data)
-        collator = None
     else:
         model, _ = load_model(teacher.model, "classification", id2label=dict(enumerate(data.label_list)), **options)
-        features = classification_train_dataset(data.train, tokenizer, config.data, data.label_list)
-        collator = DataCollatorWithPadding(tokenizer)
+    features, collator = train_features(data, tokenizer, config.data)
     summary = train(
         model,
         features,

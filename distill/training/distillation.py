@@ -41,9 +41,7 @@ class PredictionDistillationTrainer(Trainer):
         self.teacher_logits = teacher_logits
         self.teacher_model = teacher_model
         if teacher_model is not None:
-            teacher_model.eval().requires_grad_(False)
-        # Both terms are batch means: let the Trainer scale the total for gradient accumulation.
-        self.model_accepts_loss_kwargs = False
+            teacher_model.to(self.args.device).eval().requires_grad_(False)
         self._term_sums = {"kd_loss": 0.0, "hard_loss": 0.0}
         self._term_counts = {"kd_loss": 0, "hard_loss": 0}
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from datasets import Dataset
+from transformers import DataCollatorWithPadding, default_data_collator
 
 from distill.config import ClassificationDataConfig, QADataConfig
 from distill.data.classification import ClassificationDataset, encode_labels
 from distill.data.squad import SquadDataset
+from distill.data.task_data import ClassificationData, QAData
 from distill.qa.features import columns, prepare_train_features
 
 _QA_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions"]
@@ -45,3 +47,20 @@ def classification_train_dataset(
     if for_distillation:
         rows["feature_index"] = list(range(len(rows["input_ids"])))
     return Dataset.from_dict(rows)
+
+
+def train_features(
+    data: QAData | ClassificationData,
+    tokenizer: Any,
+    settings: QADataConfig | ClassificationDataConfig,
+    *,
+    for_distillation: bool = False,
+) -> tuple[Dataset, Any]:
+    """The training features of a run's data and the collator that batches them."""
+    if isinstance(data, QAData):
+        features = qa_train_dataset(data.train, tokenizer, settings, for_distillation=for_distillation)
+        return features, default_data_collator  # windows are padded to max_seq_length already
+    features = classification_train_dataset(
+        data.train, tokenizer, settings, data.label_list, for_distillation=for_distillation
+    )
+    return features, DataCollatorWithPadding(tokenizer)

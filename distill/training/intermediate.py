@@ -69,7 +69,7 @@ class IntermediateDistillationTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.teacher = teacher_model.eval().requires_grad_(False)
+        self.teacher = teacher_model.to(self.args.device).eval().requires_grad_(False)
         self.pairs = pairs
         self.weights = {
             "embedding_loss": embedding_weight,
@@ -77,7 +77,6 @@ class IntermediateDistillationTrainer(Trainer):
             "attention_loss": attention_weight,
         }
         self.attention_fn = attention_mse if attention_loss == "mse" else attention_kl
-        self.model_accepts_loss_kwargs = False
         self._sums = dict.fromkeys(self.weights, 0.0)
         self._count = 0
 
@@ -88,11 +87,13 @@ class IntermediateDistillationTrainer(Trainer):
         need_attention = self.weights["attention_loss"] > 0
         # The student's base model only: the task head plays no part in this step.
         unwrapped = self.accelerator.unwrap_model(model)
-        student = unwrapped.base_model(**model_inputs, output_hidden_states=True, output_attentions=need_attention)
-        with torch.inference_mode():
-            teacher = self.teacher.base_model(
-                **model_inputs, output_hidden_states=True, output_attentions=need_attention
-            )
+        # Calling base_model bypasses the forward that accelerate wraps in autocast: enter it explicitly.
+        with self.accelerator.autocast():
+            student = unwrapped.base_model(**model_inputs, output_hidden_states=True, output_attentions=need_attention)
+            with torch.inference_mode():
+                teacher = self.teacher.base_model(
+                    **model_inputs, output_hidden_states=True, output_attentions=need_attention
+                )
         # Leave inference mode before these enter the student's graph (inference tensors cannot be saved).
         teacher_hidden = [h.clone() for h in teacher.hidden_states]
         teacher_attention = [a.clone() for a in teacher.attentions] if need_attention else []

@@ -13,6 +13,8 @@ reader never sees half of it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import shutil
 import time
 import uuid
@@ -72,8 +74,8 @@ def teacher_pass(
 
     `sequence_length` pads position logits (QA) to one width; None for class logits.
     """
-    teacher.eval()
-    device = next(teacher.parameters()).device
+    device = torch.device("cuda") if torch.cuda.is_available() else next(teacher.parameters()).device
+    teacher.to(device).eval()
     outputs: dict[str, np.ndarray] = {}
     for begin, inputs in iterate_batches(dataset, collator, batch_size, device):
         with _autocast(device):
@@ -97,7 +99,8 @@ def load_or_compute(
 
     Returns (arrays by output name, their folder, seconds spent computing; 0 when reused).
     """
-    folder = cache_root / f"{teacher_manifest[:16]}-{features_fingerprint(dataset)[:16]}"
+    # Hash the manifest: hub teachers' ids contain '/' and may share long prefixes.
+    folder = cache_root / f"{sha256_bytes(teacher_manifest.encode())[:16]}-{features_fingerprint(dataset)[:16]}"
     seconds = 0.0
     if not (folder / COMPLETE).is_file():
         started = time.perf_counter()
@@ -106,11 +109,17 @@ def load_or_compute(
         staging = cache_root / f".staging-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         for name, values in arrays.items():
-            np.save(staging / f"{name}.npy", values)
+            with open(staging / f"{name}.npy", "wb") as handle:
+                np.save(handle, values)
+                handle.flush()
+                os.fsync(handle.fileno())
         (staging / COMPLETE).write_text("\n".join(sorted(arrays)) + "\n")
         try:
             staging.rename(folder)
-        except OSError:  # another run finished the same logits first: theirs are identical
+        except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            # Only "another run finished the same logits first" is fine: theirs are identical.
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (folder / COMPLETE).is_file():
+                raise
     names = (folder / COMPLETE).read_text().split()
     return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in names}, folder, seconds

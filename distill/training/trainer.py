@@ -105,6 +105,9 @@ def train(
         callbacks=list(callbacks),
         **(trainer_kwargs or {}),
     )
+    # Every loss here is a mean over its micro-batch; one scaling rule for gradient accumulation in every
+    # trainer (plain, distillation, baseline) keeps loss_weight = 0 identical to plain fine-tuning.
+    trainer.model_accepts_loss_kwargs = False
     if not show_progress:
         # Without a progress bar the Trainer prints every log dict; the callbacks already report them.
         trainer.remove_callback(PrinterCallback)

@@ -126,9 +126,11 @@ def test_teacher_logits_computed_once_then_memory_mapped(tiny_classifier: Path, 
         )
         direct = teacher.eval()(**batch).logits.numpy()[0]
     assert np.allclose(again["logits"][3], direct, atol=1e-2)
-    # Another teacher (different manifest) gets its own logits.
+    # Another teacher (different manifest) gets its own logits; hub ids with '/' and shared prefixes too.
     teacher_logits.load_or_compute(tmp_path, "other-teacher", features, compute)
-    assert calls == [1, 1]
+    _, hub_a, _ = teacher_logits.load_or_compute(tmp_path, "hub:bert-large-uncased", features, compute)
+    _, hub_b, _ = teacher_logits.load_or_compute(tmp_path, "hub:bert-large-uncased-whole-word", features, compute)
+    assert calls == [1, 1, 1, 1] and hub_a != hub_b and hub_a.parent == tmp_path
 
 
 def test_per_step_teacher_trains(tiny_classifier: Path, tmp_path: Path) -> None:

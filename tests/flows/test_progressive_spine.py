@@ -82,9 +82,13 @@ def test_run_rerun_and_recompute_after_damage(tmp_path: Path) -> None:
 
 def test_refresh_recomputes_the_named_stage(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "artifacts")
-    progressive_distillation(config)
+    before = progressive_distillation(config)["stages"]
+    builds = {name: build_id(stage_dir(before, name)) for name in ("evaluate_teacher", "distill_tiny-small")}
     again = progressive_distillation(config, refresh=["evaluate"])["stages"]
     assert recomputed(again) == {"evaluate_teacher", "evaluate_tiny-small", "evaluate_tiny-small-baseline"}
+    # Really rebuilt (a new build in the same directory), not the intact directory handed back again.
+    assert build_id(stage_dir(again, "evaluate_teacher")) != builds["evaluate_teacher"]
+    assert build_id(stage_dir(again, "distill_tiny-small")) == builds["distill_tiny-small"]
 
 
 def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
