@@ -13,7 +13,8 @@ from prefect import flow, get_run_logger
 from prefect.states import State
 
 from distill.artifacts import StageResult, check_writable, resolve_root
-from distill.config import RunConfig
+from distill.config import RunConfig, load_config
+from distill.preflight import preflight
 from distill.report import Entry
 from distill.stages.evaluate import task_metric_name
 from tasks.distill import (
@@ -114,3 +115,19 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     for stage in stages:
         logger.info("%s: %s (%s)", stage["name"], stage["status"], stage["uri"])
     return {"stages": stages, "leaderboard": leaderboard}
+
+
+@flow(name="distill-config-file", log_prints=False)
+def distill_config_file(
+    config_path: str, artifact_root: str | None = None, refresh: list[str] | None = None
+) -> dict[str, Any]:
+    """Deployment entry point: read the YAML run config at run time, check it, run it.
+
+    Reading at run time means an edited config applies to the next scheduled run. A relative
+    `config_path` is resolved against the run's working directory (the repository root).
+    """
+    config = load_config(config_path)
+    if artifact_root is not None:
+        config = config.model_copy(update={"artifact_root": artifact_root})
+    preflight(config)
+    return progressive_distillation(config, refresh=refresh)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY = REPO_ROOT / "configs" / "tiny.yaml"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_server() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+@pytest.fixture(autouse=True)
+def _on_prefect_server(prefect_server: str) -> None:
+    """Every flow test runs against the session's real Prefect server."""
 
 
 def tiny_config(artifact_root: Path) -> RunConfig:

@@ -172,3 +172,17 @@ def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:
     )
     assert "Evaluation: teacher" in by_key["evaluate-teacher-summary"].data
     assert by_key["leaderboard"].type == "table" and '"role": "teacher"' in by_key["leaderboard"].data
+
+
+def test_config_file_flow_reads_the_yaml_at_run_time(tmp_path: Path) -> None:
+    from flows.progressive import distill_config_file
+
+    import yaml
+
+    config = write_tiny_variant(tmp_path / "teacher-only.yaml", tmp_path / "ignored")
+    raw = yaml.safe_load(config.read_text())
+    raw["stages"] = []  # teacher and its evaluation only: the flow mechanics, quickly
+    config.write_text(yaml.safe_dump(raw))
+    outcome = distill_config_file(str(config), artifact_root=str(tmp_path / "artifacts"))
+    assert [s["name"] for s in outcome["stages"]] == ["finetune_teacher", "evaluate_teacher"]
+    assert all(s["uri"].startswith(str(tmp_path / "artifacts")) for s in outcome["stages"])
