@@ -175,9 +175,9 @@ def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:
 
 
 def test_config_file_flow_reads_the_yaml_at_run_time(tmp_path: Path) -> None:
-    from flows.progressive import distill_config_file
-
     import yaml
+
+    from flows.progressive import distill_config_file
 
     config = write_tiny_variant(tmp_path / "teacher-only.yaml", tmp_path / "ignored")
     raw = yaml.safe_load(config.read_text())
