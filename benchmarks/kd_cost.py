@@ -178,6 +178,20 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
 
     timed("plain", plain)
 
+    def kd(model: Any, name: str, **teacher: Any) -> None:
+        """Hinton KD (T = 2, w = 0.75) from cached `teacher_logits` or a per-step `teacher_model`."""
+        train(
+            model,
+            features,
+            training,
+            checkpoint_dir=work / name,
+            seed=0,
+            data_collator=collator,
+            trainer_class=PredictionDistillationTrainer,
+            keep_extra_columns=True,
+            trainer_kwargs={"task": "classification", "temperature": 2.0, "loss_weight": 0.75, **teacher},
+        )
+
     def kd_cached(model: Any) -> dict[str, Any]:
         cache = work / "logits"
         shutil.rmtree(cache, ignore_errors=True)
@@ -189,41 +203,11 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
                 teacher, features, collator, ("logits",), batch_size=64, sequence_length=None
             ),
         )
-        train(
-            model,
-            features,
-            training,
-            checkpoint_dir=work / "kd-cached",
-            seed=0,
-            data_collator=collator,
-            trainer_class=PredictionDistillationTrainer,
-            keep_extra_columns=True,
-            trainer_kwargs={
-                "task": "classification",
-                "temperature": 2.0,
-                "loss_weight": 0.75,
-                "teacher_logits": arrays,
-            },
-        )
+        kd(model, "kd-cached", teacher_logits=arrays)
         return {"teacher_pass_seconds": round(pass_seconds, 2)}
 
     def kd_per_step(model: Any) -> None:
-        train(
-            model,
-            features,
-            training,
-            checkpoint_dir=work / "kd-step",
-            seed=0,
-            data_collator=collator,
-            trainer_class=PredictionDistillationTrainer,
-            keep_extra_columns=True,
-            trainer_kwargs={
-                "task": "classification",
-                "temperature": 2.0,
-                "loss_weight": 0.75,
-                "teacher_model": teacher,
-            },
-        )
+        kd(model, "kd-step", teacher_model=teacher)
 
     def intermediate(model: Any) -> None:
         eager_teacher, _ = load_model(str(teacher_dir), "classification", attn_implementation="eager")

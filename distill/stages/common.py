@@ -1,12 +1,88 @@
-"""Helpers the stage bodies share: loading the run's data for its task."""
+"""What the stage bodies share: loading the run's data, and setting up a stage's student."""
 
 from __future__ import annotations
 
-from distill.config import QADataConfig, RunConfig
-from distill.data.task_data import ClassificationData, QAData, load_classification_data, load_qa_data
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import set_seed
+
+from distill.config import DistillStageConfig, QADataConfig, RunConfig
+from distill.data.task_data import ClassificationData, QAData, describe, load_classification_data, load_qa_data
+from distill.models.loading import ModelTask, load_model, load_tokenizer
+from distill.models.student import build_student, check_same_vocabulary
+from distill.profiling import parameter_count
+from distill.training.features import train_features
+from distill.training.trainer import TrainSummary
 
 
 def load_task_data(config: RunConfig, *, need_train: bool = True) -> QAData | ClassificationData:
     if isinstance(config.data, QADataConfig):
         return load_qa_data(config.data, need_train=need_train)
     return load_classification_data(config.data, need_train=need_train)
+
+
+@dataclass(frozen=True)
+class StudentSetup:
+    """A stage's data, its student (model, tokenizer, name for messages) and the training features."""
+
+    data: QAData | ClassificationData
+    task: ModelTask
+    student: Any
+    tokenizer: Any
+    student_name: str
+    features: Any
+    collator: Any
+
+
+def prepare_student(
+    config: RunConfig,
+    stage: DistillStageConfig,
+    teacher_path: str,
+    *,
+    student_init: str | None = None,
+    attn_implementation: str | None = None,
+    for_distillation: bool = False,
+) -> StudentSetup:
+    """The one way every step of a stage gets its student, so all of them start from the same weights.
+
+    The student is built from `stage.student` right after seeding (a new head or a fresh
+    model is initialised from `config.seed`), or loaded from `student_init`, the output of
+    intermediate-layer distillation. Features are tokenized once with the teacher's
+    tokenizer, so teacher and student must share a vocabulary (checked here, before compute).
+    """
+    data = load_task_data(config)
+    task: ModelTask = "qa" if isinstance(data, QAData) else "classification"
+    id2label = dict(enumerate(data.label_list)) if isinstance(data, ClassificationData) else None
+    trust = config.teacher.trust_remote_code
+    teacher_tokenizer = load_tokenizer(teacher_path, trust_remote_code=trust)
+    set_seed(config.seed)
+    if student_init is not None:
+        student, _ = load_model(
+            student_init, task, id2label=id2label, trust_remote_code=trust, attn_implementation=attn_implementation
+        )
+        tokenizer = load_tokenizer(student_init, trust_remote_code=trust)
+        name = f"intermediate-distilled student '{student_init}'"
+    else:
+        student, tokenizer, name = build_student(
+            stage.student,
+            teacher_path,
+            task,
+            id2label=id2label,
+            trust_remote_code=trust,
+            attn_implementation=attn_implementation,
+        )
+    check_same_vocabulary(teacher_path, teacher_tokenizer, name, tokenizer)
+    features, collator = train_features(data, teacher_tokenizer, config.data, for_distillation=for_distillation)
+    return StudentSetup(data, task, student, tokenizer, name, features, collator)
+
+
+def student_metrics(setup: StudentSetup, summary: TrainSummary) -> dict[str, Any]:
+    """What every student step reports: training summary, student size and data sizes."""
+    return {
+        **summary.as_metrics(),
+        "student": setup.student_name,
+        "student_parameters": parameter_count(setup.student),
+        "train_features": len(setup.features),
+        **describe(setup.data),
+    }

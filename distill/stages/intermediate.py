@@ -7,17 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from safetensors.torch import save_file
-from transformers import TrainerCallback, set_seed
+from transformers import TrainerCallback
 
 from distill.artifacts import StageDirectory
 from distill.config import DistillStageConfig, RunConfig
-from distill.data.task_data import ClassificationData, QAData, describe
 from distill.layer_map import resolve_layer_map
-from distill.models.loading import load_model, load_tokenizer, save_model
-from distill.models.student import build_student, check_same_vocabulary, num_layers
+from distill.models.loading import load_model, save_model
+from distill.models.student import num_layers
 from distill.profiling import parameter_count
-from distill.stages.common import load_task_data
-from distill.training.features import train_features
+from distill.stages.common import prepare_student, student_metrics
 from distill.training.intermediate import (
     HiddenProjections,
     IntermediateDistillationTrainer,
@@ -48,30 +46,26 @@ def distill_intermediate_layers(
     """
     settings = stage.intermediate_layer
     assert settings is not None
-    data = load_task_data(config)
-    task = "qa" if isinstance(data, QAData) else "classification"
-    id2label = dict(enumerate(data.label_list)) if isinstance(data, ClassificationData) else None
-    trust = config.teacher.trust_remote_code
-    teacher_tokenizer = load_tokenizer(teacher_path, trust_remote_code=trust)
-    set_seed(config.seed)  # the same initial student as the prediction-layer stage and the baseline
-    student, student_tokenizer, student_name = build_student(
-        stage.student, teacher_path, task, id2label=id2label, trust_remote_code=trust, attn_implementation=ATTENTION
+    # The same initial student as the baseline's (and, without this step, the prediction-layer step's).
+    setup = prepare_student(config, stage, teacher_path, attn_implementation=ATTENTION)
+    student = setup.student
+    teacher, _ = load_model(
+        teacher_path, setup.task, trust_remote_code=config.teacher.trust_remote_code, attn_implementation=ATTENTION
     )
-    check_same_vocabulary(teacher_path, teacher_tokenizer, student_name, student_tokenizer)
-    teacher, _ = load_model(teacher_path, task, trust_remote_code=trust, attn_implementation=ATTENTION)
-    pairs = resolve_layer_map(settings.layer_map, num_layers(student, student_name), num_layers(teacher, teacher_path))
+    pairs = resolve_layer_map(
+        settings.layer_map, num_layers(student, setup.student_name), num_layers(teacher, teacher_path)
+    )
     projections = HiddenProjections(pairs, student.config.hidden_size, teacher.config.hidden_size)
     attach_projections(student, projections)
-    features, collator = train_features(data, teacher_tokenizer, config.data)
     summary = train(
         student,
-        features,
+        setup.features,
         settings.training,
         checkpoint_dir=directory.checkpoints,
         seed=config.seed,
         callbacks=callbacks,
-        data_collator=collator,
-        processing_class=student_tokenizer,
+        data_collator=setup.collator,
+        processing_class=setup.tokenizer,
         trainer_class=IntermediateDistillationTrainer,
         show_progress=show_progress,
         trainer_kwargs={
@@ -89,13 +83,9 @@ def distill_intermediate_layers(
         str(directory.path / "projections.safetensors"),
     )
     (directory.path / "layer_map.json").write_text(json.dumps({"pairs": pairs}) + "\n")
-    save_model(student, student_tokenizer, directory.model_dir)
+    save_model(student, setup.tokenizer, directory.model_dir)
     return {
-        **summary.as_metrics(),
-        "student": student_name,
-        "student_parameters": parameter_count(student),
+        **student_metrics(setup, summary),
         "layer_map": [list(pair) for pair in pairs],
         "projection_parameters": parameter_count(projections),
-        "train_features": len(features),
-        **describe(data),
     }

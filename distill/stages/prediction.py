@@ -12,20 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback, set_seed
+from transformers import TrainerCallback
 
 from distill.artifacts import StageDirectory
 from distill.config import DistillStageConfig, RunConfig
-from distill.data.task_data import ClassificationData, QAData, describe
 from distill.errors import DistillError
-from distill.models.loading import load_model, load_tokenizer, save_model
-from distill.models.student import build_student, check_same_vocabulary
-from distill.profiling import parameter_count
-from distill.stages.common import load_task_data
+from distill.models.loading import load_model, save_model
+from distill.stages.common import prepare_student, student_metrics
 from distill.training import teacher_logits as logits_cache
 from distill.training.distillation import PredictionDistillationTrainer
-from distill.training.features import DISTILLATION_COLUMNS, train_features
-from distill.training.trainer import TrainSummary, train
+from distill.training.trainer import train
 
 log = logging.getLogger("distill")
 
@@ -41,51 +37,6 @@ def check_teacher_quality(metric_name: str, value: float | None, threshold: floa
             f"teacher '{teacher}' has dev {metric_name} {value:.4g}, below min_teacher_metric {threshold:.4g}; "
             "fine-tune it first (or lower the threshold)"
         )
-
-
-def _prepare(
-    config: RunConfig, stage: DistillStageConfig, teacher_path: str, student_init: str | None = None
-) -> dict[str, Any]:
-    """Data, student, features and collator shared by the distilled and the baseline student.
-
-    `student_init` is a student already trained by intermediate-layer distillation; without
-    it the student is built from `stage.student`.
-    """
-    data = load_task_data(config)
-    task = "qa" if isinstance(data, QAData) else "classification"
-    id2label = dict(enumerate(data.label_list)) if isinstance(data, ClassificationData) else None
-    trust = config.teacher.trust_remote_code
-    teacher_tokenizer = load_tokenizer(teacher_path, trust_remote_code=trust)
-    set_seed(config.seed)  # before building: a new head is initialised from this seed, the same for both runs
-    if student_init is not None:
-        student, _ = load_model(student_init, task, id2label=id2label, trust_remote_code=trust)
-        student_tokenizer = load_tokenizer(student_init, trust_remote_code=trust)
-        student_name = f"intermediate-distilled student '{student_init}'"
-    else:
-        student, student_tokenizer, student_name = build_student(
-            stage.student, teacher_path, task, id2label=id2label, trust_remote_code=trust
-        )
-    check_same_vocabulary(teacher_path, teacher_tokenizer, student_name, student_tokenizer)
-    features, collator = train_features(data, teacher_tokenizer, config.data, for_distillation=True)
-    return {
-        "data": data,
-        "task": task,
-        "student": student,
-        "tokenizer": student_tokenizer,
-        "student_name": student_name,
-        "features": features,
-        "collator": collator,
-    }
-
-
-def _student_metrics(prepared: dict[str, Any], summary: TrainSummary, features: Any) -> dict[str, Any]:
-    return {
-        **summary.as_metrics(),
-        "student": prepared["student_name"],
-        "student_parameters": parameter_count(prepared["student"]),
-        "train_features": len(features),
-        **describe(prepared["data"]),
-    }
 
 
 def distill_prediction_layer(
@@ -105,9 +56,9 @@ def distill_prediction_layer(
     With `student_init` (the output of intermediate-layer distillation) training continues
     from that student instead of a newly built one.
     """
-    prepared = _prepare(config, stage, teacher_path, student_init)
+    setup = prepare_student(config, stage, teacher_path, student_init=student_init, for_distillation=True)
     settings = stage.prediction_layer
-    features, task = prepared["features"], prepared["task"]
+    features, task = setup.features, setup.task
     teacher, _ = load_model(teacher_path, task, trust_remote_code=config.teacher.trust_remote_code)
     output_names = ("start_logits", "end_logits") if task == "qa" else ("logits",)
     trainer_kwargs: dict[str, Any] = {
@@ -125,7 +76,7 @@ def distill_prediction_layer(
             lambda: logits_cache.teacher_pass(
                 teacher,
                 features,
-                prepared["collator"],
+                setup.collator,
                 output_names,
                 batch_size=settings.training.eval_batch_size,
                 sequence_length=sequence_length,
@@ -141,21 +92,21 @@ def distill_prediction_layer(
     else:
         trainer_kwargs["teacher_model"] = teacher
     summary = train(
-        prepared["student"],
+        setup.student,
         features,
         settings.training,
         checkpoint_dir=directory.checkpoints,
         seed=config.seed,
         callbacks=callbacks,
-        data_collator=prepared["collator"],
-        processing_class=prepared["tokenizer"],
+        data_collator=setup.collator,
+        processing_class=setup.tokenizer,
         trainer_class=PredictionDistillationTrainer,
         trainer_kwargs=trainer_kwargs,
         show_progress=show_progress,
         keep_extra_columns=True,
     )
-    save_model(prepared["student"], prepared["tokenizer"], directory.model_dir)
-    return {**_student_metrics(prepared, summary, features), **extra}
+    save_model(setup.student, setup.tokenizer, directory.model_dir)
+    return {**student_metrics(setup, summary), **extra}
 
 
 def train_baseline(
@@ -168,20 +119,17 @@ def train_baseline(
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """The same student, data and schedule, trained on hard labels only: the no-distillation reference."""
-    prepared = _prepare(config, stage, teacher_path)
-    features = prepared["features"].remove_columns(
-        [c for c in DISTILLATION_COLUMNS if c in prepared["features"].column_names]
-    )
+    setup = prepare_student(config, stage, teacher_path)
     summary = train(
-        prepared["student"],
-        features,
+        setup.student,
+        setup.features,
         stage.prediction_layer.training,
         checkpoint_dir=directory.checkpoints,
         seed=config.seed,
         callbacks=callbacks,
-        data_collator=prepared["collator"],
-        processing_class=prepared["tokenizer"],
+        data_collator=setup.collator,
+        processing_class=setup.tokenizer,
         show_progress=show_progress,
     )
-    save_model(prepared["student"], prepared["tokenizer"], directory.model_dir)
-    return _student_metrics(prepared, summary, features)
+    save_model(setup.student, setup.tokenizer, directory.model_dir)
+    return student_metrics(setup, summary)

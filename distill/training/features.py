@@ -14,8 +14,8 @@ from distill.data.task_data import ClassificationData, QAData
 from distill.qa.features import columns, prepare_train_features
 
 _QA_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions"]
-# Extra columns for distillation: the row of the teacher's cached logits, and QA's position mask.
-DISTILLATION_COLUMNS = ("feature_index", "kd_mask")
+# With for_distillation, features carry `feature_index` (the row of the teacher's cached logits)
+# and, for QA, `kd_mask` (the positions the soft-target distributions range over).
 
 
 def qa_train_dataset(
