@@ -14,16 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from distill.augment.config import AugmentConfig
+from distill.config_base import StrictModel
 from distill.errors import ConfigError
-
-
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
 
 # --------------------------------------------------------------------------- data
 
@@ -288,6 +283,11 @@ class RunConfig(StrictModel):
     artifact_root: str = Field(default="./artifacts", description="Where stage outputs are written.")
     data: DataConfig
     teacher: TeacherConfig
+    augmentation: AugmentConfig | None = Field(
+        default=None,
+        description="Multiply the training data once (TinyBERT); every distillation step of every stage trains on "
+        "it. The teacher and the baselines train on the original data, so the lift includes augmentation.",
+    )
     stages: list[DistillStageConfig] = Field(default_factory=list, description="Students, in order.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 

@@ -1,4 +1,4 @@
-"""The `distill` command line: score, evaluate, validate and run.
+"""The `distill` command line: score, evaluate, augment, validate and run.
 
 Bad input of any kind ends in one line on stderr naming what is wrong, exit code 2, and
 nothing written. Outputs are written atomically, only after everything succeeded.
@@ -218,6 +218,66 @@ def _evaluate_classification(
         "metrics": evaluation.metrics,
     }
     return result, {"predictions": evaluation.predictions}
+
+
+@app.command()
+def augment(
+    input: Annotated[Path, typer.Argument(help="SQuAD .json/.json.gz, or sentences as .tsv/.csv/.jsonl (.gz).")],
+    output: Annotated[Path, typer.Argument(help="Where to write the augmented data (same kind of file).")],
+    factor: Annotated[int, typer.Option(help="Augmented copies per paragraph or row.")] = 20,
+    method: Annotated[
+        Literal["tinybert", "embedding", "contextual", "synonym"], typer.Option(help="Where substitutes come from.")
+    ] = "tinybert",
+    replace_prob: Annotated[float, typer.Option(help="Chance each replaceable word is swapped.")] = 0.4,
+    candidates: Annotated[int, typer.Option(help="Substitutes per word to draw from.")] = 15,
+    seed: Annotated[int, typer.Option(help="Same seed, same output bytes.")] = 42,
+    workers: Annotated[int, typer.Option(help="Processes; the output does not depend on it.")] = 1,
+    original: Annotated[bool, typer.Option("--original/--no-original", help="Also emit the originals.")] = True,
+    augment_questions: Annotated[bool, typer.Option(help="SQuAD: also swap words in questions.")] = False,
+    mlm: Annotated[str, typer.Option(help="Masked LM (hub id or folder) for tinybert/contextual.")] = (
+        "bert-base-uncased"
+    ),
+    vectors: Annotated[str, typer.Option(help="'glove-6b-50d', a .npy+.parquet folder, or GloVe .txt.")] = (
+        "glove-6b-50d"
+    ),
+    mask_ratio: Annotated[float, typer.Option(help="Share of word pieces masked per masked-LM pass.")] = 0.15,
+    text_column: Annotated[
+        list[str] | None, typer.Option(help="Sentence column(s) to augment (repeatable); default 'sentence'.")
+    ] = None,
+) -> None:
+    """Multiply training data TinyBERT-style: words swapped for likely substitutes, SQuAD answers kept exact."""
+    _quiet_libraries()
+    from pydantic import ValidationError
+
+    from distill.augment.config import AugmentConfig
+    from distill.augment.runner import augment_file, detect_kind
+    from distill.config import format_validation_error
+
+    try:
+        settings = AugmentConfig(
+            method=method,
+            factor=factor,
+            replace_prob=replace_prob,
+            candidates=candidates,
+            keep_original=original,
+            augment_questions=augment_questions,
+            mlm=mlm,
+            vectors=vectors,
+            mask_ratio=mask_ratio,
+            workers=workers,
+        )
+    except ValidationError as exc:
+        raise DistillError(format_validation_error(exc, "augment").replace("augment: ", "augment: --", 1)) from None
+    unit = "paragraph" if detect_kind(input) == "squad" else "row"
+    bar = _progress_bar(0, unit)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    with bar:
+        result = augment_file(input, output, settings, seed=seed, text_columns=text_column, progress=progress)
+    typer.echo(f"{output}: {result.summary()}")
 
 
 @app.command()

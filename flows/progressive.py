@@ -17,6 +17,7 @@ from distill.config import RunConfig, load_config
 from distill.preflight import preflight
 from distill.report import Entry
 from distill.stages.evaluate import task_metric_name
+from tasks.augment import AUGMENT, augment_training_data
 from tasks.distill import (
     baseline_spec,
     distill_intermediate_layers,
@@ -33,6 +34,7 @@ from tasks.teacher import FINETUNE_TEACHER, finetune_teacher, use_finetuned_teac
 # Stage names accepted by `refresh` (and `distill run --refresh`).
 STAGE_NAMES = (
     FINETUNE_TEACHER.name,
+    AUGMENT.name,
     EVALUATE.name,
     "distill_intermediate_layers",
     "distill_prediction_layer",
@@ -75,6 +77,10 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
         teacher = _outcome(task(config, return_state=True), FINETUNE_TEACHER.name, stages)
     teacher_eval = evaluate(teacher, "teacher")
     entries = [Entry(model="teacher", role="teacher", metrics=teacher_eval.metrics)]
+    augmented = None
+    if config.augmentation is not None and config.stages:  # once per run; every stage's KD steps reuse it
+        task = bind(augment_training_data, AUGMENT, config, refresh=AUGMENT.name in refresh)
+        augmented = _outcome(task(config, return_state=True), AUGMENT.name, stages)
 
     for stage in config.stages:
         teacher_metric = teacher_eval.metrics.get(metric)
@@ -86,7 +92,9 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
                 config,
                 refresh="distill_intermediate_layers" in refresh,
             )
-            state = step_one(config, teacher, label=stage.name, teacher_metric=teacher_metric, return_state=True)
+            state = step_one(
+                config, teacher, label=stage.name, teacher_metric=teacher_metric, augmented=augmented, return_state=True
+            )
             student_init = _outcome(state, f"intermediate_{stage.name}", stages)
         distill = bind(
             distill_prediction_layer, prediction_spec(stage.name), config, refresh="distill_prediction_layer" in refresh
@@ -97,6 +105,7 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
             label=stage.name,
             teacher_metric=teacher_metric,
             student_init=student_init,
+            augmented=augmented,
             return_state=True,
         )
         student = _outcome(state, f"distill_{stage.name}", stages)

@@ -12,6 +12,7 @@ from distill.artifacts import StageDirectory, StageResult, resolve_root
 from distill.config import DistillStageConfig, RunConfig
 from distill.stages import intermediate, prediction
 from distill.stages.evaluate import task_metric_name
+from tasks.augment import augmented_train_file
 from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 
@@ -96,9 +97,16 @@ def _check_teacher(config: RunConfig, stage: DistillStageConfig, teacher: StageR
 
 @task(name="distill_intermediate_layers", task_run_name="intermediate-{label}", **STAGE_TASK_OPTIONS)
 def distill_intermediate_layers(
-    config: RunConfig, teacher: StageResult, label: str, teacher_metric: float | None = None
+    config: RunConfig,
+    teacher: StageResult,
+    label: str,
+    teacher_metric: float | None = None,
+    augmented: StageResult | None = None,
 ) -> StageResult:
-    """TinyBERT step one: the student of stage `label` learns `teacher`'s embeddings, hidden states, attentions."""
+    """TinyBERT step one: the student of stage `label` learns `teacher`'s embeddings, hidden states, attentions.
+
+    `augmented` is the augment stage's result when the run augments: training uses its data.
+    """
     stage = _stage_of(config, label)
     _check_teacher(config, stage, teacher, teacher_metric)
     return _run_step(
@@ -108,9 +116,9 @@ def distill_intermediate_layers(
         "intermediate",
         "Intermediate-layer distillation",
         lambda directory, monitoring: intermediate.distill_intermediate_layers(
-            config, stage, teacher.model_path, directory, **monitoring
+            config, stage, teacher.model_path, directory, train_file=augmented_train_file(augmented), **monitoring
         ),
-        upstream={"teacher": teacher},
+        upstream={"teacher": teacher} | ({"augmented": augmented} if augmented else {}),
     )
 
 
@@ -121,6 +129,7 @@ def distill_prediction_layer(
     label: str,
     teacher_metric: float | None = None,
     student_init: StageResult | None = None,
+    augmented: StageResult | None = None,
 ) -> StageResult:
     """Distil `teacher` into the student of stage `label` on softened outputs (Hinton), resuming after a crash.
 
@@ -143,9 +152,12 @@ def distill_prediction_layer(
             directory,
             logits_root=resolve_root(config.artifact_root) / "teacher_logits",
             student_init=student_init.model_path if student_init else None,
+            train_file=augmented_train_file(augmented),
             **monitoring,
         ),
-        upstream={"teacher": teacher} | ({"student_init": student_init} if student_init else {}),
+        upstream={"teacher": teacher}
+        | ({"student_init": student_init} if student_init else {})
+        | ({"augmented": augmented} if augmented else {}),
     )
 
 

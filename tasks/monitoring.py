@@ -64,6 +64,30 @@ def _cell(value: Any) -> Any:
     return value if isinstance(value, int | str | bool) or value is None else json.dumps(value)
 
 
+class PrefectProgress:
+    """A `(done, total)` callback for non-training work: a progress artifact, and a log line every 10%."""
+
+    def __init__(self, stage_slug: str, what: str) -> None:
+        self.stage_slug, self.what = stage_slug, what
+        self.logger = get_run_logger()
+        self.progress_id: UUID | None = None
+        self._last_percent = -1.0
+        self._last_logged = -10
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100.0 * done / total if total else 100.0
+        if self.progress_id is None:
+            self.progress_id = create_progress_artifact(
+                progress=percent, key=f"{self.stage_slug}-progress", description=f"{self.stage_slug}: % of {self.what}"
+            )
+        elif percent - self._last_percent >= 1 or done == total:
+            update_progress_artifact(self.progress_id, progress=percent)
+        self._last_percent = percent
+        if int(percent) // 10 * 10 > self._last_logged:
+            self._last_logged = int(percent) // 10 * 10
+            self.logger.info("%s: %d/%d %s (%.0f%%)", self.stage_slug, done, total, self.what, percent)
+
+
 def publish_stage_summary(spec_slug: str, title: str, result: StageResult, status: str = "completed") -> None:
     """A table artifact of the stage's metrics and a markdown artifact summarising it."""
     rows = [{"metric": name, "value": _cell(value)} for name, value in sorted(result.metrics.items())]
@@ -78,7 +102,8 @@ def publish_stage_summary(spec_slug: str, title: str, result: StageResult, statu
     ]
     if result.model_path:
         lines.append(f"- model: `{result.model_path}`")
-    headline = [k for k in ("accuracy", "exact", "f1", "train_loss", "latency_p50_ms") if k in result.metrics]
+    headline = ("accuracy", "exact", "f1", "train_loss", "latency_p50_ms", "replaced_share", "answers_kept")
+    headline = [k for k in headline if k in result.metrics]
     if headline:
         lines += ["", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_cell(result.metrics[k])} |" for k in headline]

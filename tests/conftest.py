@@ -80,3 +80,28 @@ def tiny_tokenizer(tiny_qa_model: Path):  # noqa: ANN201
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_qa_model)
+
+
+# Words for generated augmentation texts: the synthetic vocabulary plus a few longer words, so
+# some words are single word pieces of the tiny MLM and others are not (the TinyBERT rule's two paths).
+AUGMENT_WORDS = vocabulary() + ["castle", "mountain", "village", "ancient", "kingdom", "harbour", "tower"]
+assert len(set(AUGMENT_WORDS)) == len(AUGMENT_WORDS)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random BERT masked LM over AUGMENT_WORDS minus its last four (which then split into pieces)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-mlm"), task="mlm", words=AUGMENT_WORDS[:-4])
+
+
+@pytest.fixture(scope="session")
+def tiny_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random 8-d vectors for AUGMENT_WORDS in the packaged-GloVe layout (.npy matrix + .parquet index)."""
+    import numpy as np
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("tiny-vectors")
+    matrix = np.random.default_rng(0).normal(size=(len(AUGMENT_WORDS), 8)).astype(np.float32)
+    np.save(folder / "vectors.npy", matrix)
+    pd.DataFrame({"word": AUGMENT_WORDS}).to_parquet(folder / "index.parquet")
+    return folder

@@ -18,7 +18,7 @@ import pandas as pd
 from distill.config import DataSource
 from distill.data.sources import is_local, load_hub_split, local_path
 from distill.errors import DataError
-from distill.io import read_text
+from distill.io import atomic_write_text, read_text
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def read_classification(
     source = DataSource(path=source) if isinstance(source, str) else source
     if is_local(source.path):
         path = local_path(source)
-        frame = _read_frame(path)
+        frame = read_frame(path)
         name = str(path)
     else:
         frame = load_hub_split(source, default_split).to_pandas()
@@ -85,9 +85,15 @@ def _label_string(value: object) -> str:
     return str(value)
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def file_kind(path: Path) -> str:
+    """'.tsv', '.csv', '.jsonl', '.json' (or another suffix), looking through a trailing '.gz'."""
     suffixes = [s.lower() for s in path.suffixes]
-    kind = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes or [""])[-1]
+    return suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes or [""])[-1]
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """A TSV/CSV (every value a string) or JSONL file (values as typed) as a frame; errors name the file."""
+    kind = file_kind(path)
     text = read_text(path)
     try:
         if kind == ".tsv":
@@ -117,6 +123,30 @@ def _read_jsonl(text: str, path: Path) -> list[dict]:
             raise DataError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
     return rows
+
+
+def write_records(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """Write rows in the format `path` names (TSV unquoted as GLUE, CSV, JSONL; `.gz` allowed), atomically."""
+    kind = file_kind(path)
+    if kind == ".tsv":
+        for number, row in enumerate(rows, start=1):
+            for column in columns:
+                value = str(row[column])
+                if "\t" in value or "\n" in value or "\r" in value:
+                    raise DataError(f"{path}: row {number}: column {column!r} holds a tab or newline; write .csv")
+        lines = ["\t".join(columns)] + ["\t".join(str(row[c]) for c in columns) for row in rows]
+        text = "\n".join(lines) + "\n"
+    elif kind == ".csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[row[c] for c in columns] for row in rows])
+        text = buffer.getvalue()
+    elif kind in (".jsonl", ".json"):
+        text = "".join(json.dumps({c: row[c] for c in columns}, ensure_ascii=False) + "\n" for row in rows)
+    else:
+        raise DataError(f"{path}: unsupported file type (use .tsv, .csv or .jsonl, optionally .gz)")
+    atomic_write_text(path, text)
 
 
 # --------------------------------------------------------------------------- labels and sampling

@@ -17,7 +17,7 @@ from distill.hub import hub_offline_forced, hub_reachable, offline_hint
 
 log = logging.getLogger("distill")
 
-ModelTask = Literal["qa", "classification", "base"]
+ModelTask = Literal["qa", "classification", "base", "mlm"]
 
 
 def _packaged_minilm() -> str:
@@ -85,6 +85,7 @@ _AUTO_CLASSES = {
     "qa": "AutoModelForQuestionAnswering",
     "classification": "AutoModelForSequenceClassification",
     "base": "AutoModel",
+    "mlm": "AutoModelForMaskedLM",
 }
 
 

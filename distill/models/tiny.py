@@ -60,8 +60,14 @@ def build_tiny_bert(
     max_position_embeddings: int = 512,
     seed: int = 0,
 ) -> Path:
-    """Save a randomly initialised BERT (QA, classification or base) and its tokenizer into `directory`."""
-    from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
+    """Save a randomly initialised BERT (QA, classification, base or masked-LM) and its tokenizer into `directory`."""
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        BertForQuestionAnswering,
+        BertForSequenceClassification,
+        BertModel,
+    )
 
     directory = write_tokenizer(directory, words)
     vocab_size = len((directory / "vocab.txt").read_text(encoding="utf-8").splitlines())
@@ -74,9 +80,12 @@ def build_tiny_bert(
         max_position_embeddings=max_position_embeddings,
         num_labels=num_labels,
     )
-    model_class = {"qa": BertForQuestionAnswering, "classification": BertForSequenceClassification, "base": BertModel}[
-        task
-    ]
+    model_class = {
+        "qa": BertForQuestionAnswering,
+        "classification": BertForSequenceClassification,
+        "base": BertModel,
+        "mlm": BertForMaskedLM,
+    }[task]
     torch.manual_seed(seed)
     model = model_class(config)
     model.save_pretrained(directory, safe_serialization=True)

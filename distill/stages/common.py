@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from transformers import set_seed
 
 from distill.config import DistillStageConfig, QADataConfig, RunConfig
+from distill.data.classification import encode_labels, read_classification
+from distill.data.squad import read_squad
 from distill.data.task_data import ClassificationData, QAData, describe, load_classification_data, load_qa_data
 from distill.models.loading import ModelTask, load_model, load_tokenizer
 from distill.models.student import build_student, check_same_vocabulary
@@ -16,10 +18,25 @@ from distill.training.features import train_features
 from distill.training.trainer import TrainSummary
 
 
-def load_task_data(config: RunConfig, *, need_train: bool = True) -> QAData | ClassificationData:
+def load_task_data(
+    config: RunConfig, *, need_train: bool = True, train_file: str | None = None
+) -> QAData | ClassificationData:
+    """The run's data; `train_file` (the augment stage's output) replaces the training split when given."""
     if isinstance(config.data, QADataConfig):
-        return load_qa_data(config.data, need_train=need_train)
-    return load_classification_data(config.data, need_train=need_train)
+        data = load_qa_data(config.data, need_train=need_train and train_file is None)
+        return data if train_file is None else replace(data, train=read_squad(train_file))
+    data = load_classification_data(config.data, need_train=need_train and train_file is None)
+    if train_file is None:
+        return data
+    settings = config.data
+    train = read_classification(
+        train_file,
+        text_column=settings.text_column,
+        label_column=settings.label_column,
+        text_pair_column=settings.text_pair_column,
+    )
+    encode_labels(train, data.label_list)
+    return replace(data, train=train)
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ def prepare_student(
     student_init: str | None = None,
     attn_implementation: str | None = None,
     for_distillation: bool = False,
+    train_file: str | None = None,
 ) -> StudentSetup:
     """The one way every step of a stage gets its student, so all of them start from the same weights.
 
@@ -50,8 +68,9 @@ def prepare_student(
     model is initialised from `config.seed`), or loaded from `student_init`, the output of
     intermediate-layer distillation. Features are tokenized once with the teacher's
     tokenizer, so teacher and student must share a vocabulary (checked here, before compute).
+    `train_file` is the augmented training data, when the run augments.
     """
-    data = load_task_data(config)
+    data = load_task_data(config, train_file=train_file)
     task: ModelTask = "qa" if isinstance(data, QAData) else "classification"
     id2label = dict(enumerate(data.label_list)) if isinstance(data, ClassificationData) else None
     trust = config.teacher.trust_remote_code

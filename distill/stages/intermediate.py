@@ -35,6 +35,7 @@ def distill_intermediate_layers(
     teacher_path: str,
     directory: StageDirectory,
     *,
+    train_file: str | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
 ) -> dict[str, Any]:
@@ -42,12 +43,12 @@ def distill_intermediate_layers(
 
     The student lands in `directory.model_dir` (a plain HF model with its task head, ready
     for prediction-layer distillation); the learned projections and the layer map are
-    saved next to it.
+    saved next to it. `train_file` is the augmented training data, when the run augments.
     """
     settings = stage.intermediate_layer
     assert settings is not None
     # The same initial student as the baseline's (and, without this step, the prediction-layer step's).
-    setup = prepare_student(config, stage, teacher_path, attn_implementation=ATTENTION)
+    setup = prepare_student(config, stage, teacher_path, attn_implementation=ATTENTION, train_file=train_file)
     student = setup.student
     teacher, _ = load_model(
         teacher_path, setup.task, trust_remote_code=config.teacher.trust_remote_code, attn_implementation=ATTENTION

@@ -48,15 +48,19 @@ def distill_prediction_layer(
     *,
     logits_root: Path,
     student_init: str | None = None,
+    train_file: str | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Train the stage's student on the teacher's softened outputs; the student lands in `directory.model_dir`.
 
     With `student_init` (the output of intermediate-layer distillation) training continues
-    from that student instead of a newly built one.
+    from that student instead of a newly built one. `train_file` is the augmented training
+    data, when the run augments.
     """
-    setup = prepare_student(config, stage, teacher_path, student_init=student_init, for_distillation=True)
+    setup = prepare_student(
+        config, stage, teacher_path, student_init=student_init, for_distillation=True, train_file=train_file
+    )
     settings = stage.prediction_layer
     features, task = setup.features, setup.task
     teacher, _ = load_model(teacher_path, task, trust_remote_code=config.teacher.trust_remote_code)
