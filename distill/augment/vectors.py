@@ -120,7 +120,7 @@ class NeighbourTable(WordEmbeddings):
         self.vocab_size = len(self.words)
 
     @classmethod
-    def build(cls, vectors: WordVectors, queries: Iterable[str], top_k: int, chunk: int = 2048) -> NeighbourTable:
+    def build(cls, vectors: WordVectors, queries: Iterable[str], top_k: int, chunk: int = 256) -> NeighbourTable:
         """Neighbours of each query word (lower-cased) that has a vector; others get none."""
         index = vectors.index()
         wanted = sorted({q.lower() for q in queries} & index.keys())
@@ -130,7 +130,8 @@ class NeighbourTable(WordEmbeddings):
         neighbours: dict[str, tuple[str, ...]] = {}
         for begin in range(0, len(wanted), chunk):
             batch = wanted[begin : begin + chunk]
-            scores = torch.from_numpy(vectors.vectors[[index[w] for w in batch]]) @ pool.T  # (B, A)
+            # (B, A) scores; B is kept small so the block stays ~100 MB even against 400k words.
+            scores = torch.from_numpy(vectors.vectors[[index[w] for w in batch]]) @ pool.T
             # torch.topk is ~40x faster than np.argpartition here; it leaves ties unordered, so
             # equal scores are then ordered by frequency rank, the same way every run.
             top_scores, top = (t.numpy() for t in torch.topk(scores, k, dim=1))
