@@ -36,7 +36,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check distill distill_cli tasks flows tests benchmarks
+	$(BIN)/ruff check distill distill_cli tasks flows deployments tests benchmarks
 
 clean:
 	rm -rf artifacts .pytest_cache

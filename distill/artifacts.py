@@ -31,6 +31,7 @@ from distill.io import atomic_write_json, atomic_write_text
 MANIFEST = "manifest.json"
 COMPLETE = "_COMPLETE"
 CHECKPOINTS = "checkpoints"
+LOSS_CURVE = "loss_curve.json"  # training stages: [{"step", "loss"}, ...] for the report's plots
 
 
 class StageResult(BaseModel):

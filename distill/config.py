@@ -253,6 +253,11 @@ class DistillStageConfig(StrictModel):
     """One student: how it is built and how it learns from its teacher."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stage name (lowercase, digits, dashes).")
+    teacher: Literal["previous", "original"] = Field(
+        default="previous",
+        description="'previous': the distilled student of the stage before (the run's teacher for the first "
+        "stage), a progressive chain; 'original': the run's teacher, to compare against direct distillation.",
+    )
     student: StudentConfig
     intermediate_layer: IntermediateLayerConfig | None = Field(
         default=None, description="Run TinyBERT intermediate-layer distillation first (then prediction-layer)."

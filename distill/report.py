@@ -8,28 +8,42 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Entry:
-    """One evaluated model. `baseline_of` names the distilled model a baseline is the reference for."""
+    """One evaluated model.
+
+    `stage` is the chain stage that produced it (None for the teacher), `taught_by` the model it
+    learned from, and `baseline_of` names the distilled model a baseline is the reference for.
+    """
 
     model: str
     role: str  # "teacher", "distilled" or "baseline"
     metrics: dict[str, Any]
     baseline_of: str | None = None
+    stage: str | None = None
+    taught_by: str | None = None
 
 
-COLUMNS = ("parameters", "size_on_disk_mb", "latency_p50_ms", "throughput_per_s")
+# Task metrics shown when the evaluation produced them (QA: EM/F1, and HasAns/NoAns on v2.0).
+METRIC_COLUMNS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "accuracy")
+COST_COLUMNS = ("parameters", "size_on_disk_mb", "latency_p50_ms", "throughput_per_s")
 
 
 def leaderboard_rows(entries: list[Entry], metric: str) -> list[dict[str, Any]]:
-    """Rows with the task metric, cost columns, `delta_vs_teacher` and, for distilled models, `lift_vs_baseline`."""
+    """Rows with the task metrics, cost columns, `delta_vs_teacher` and, for distilled models, `lift_vs_baseline`.
+
+    `metric` (f1 or accuracy) is the one deltas are computed on; the teacher's delta is 0.
+    """
     teacher = next((e for e in entries if e.role == "teacher"), None)
     teacher_score = teacher.metrics.get(metric) if teacher else None
     baselines = {e.baseline_of: e.metrics.get(metric) for e in entries if e.role == "baseline" and e.baseline_of}
+    shown = [m for m in METRIC_COLUMNS if any(m in e.metrics for e in entries)] or [metric]
     rows = []
     for entry in entries:
         score = entry.metrics.get(metric)
-        row: dict[str, Any] = {"model": entry.model, "role": entry.role, metric: score}
-        row.update({column: entry.metrics.get(column) for column in COLUMNS})
-        row["delta_vs_teacher"] = _difference(score, teacher_score) if entry.role != "teacher" else None
+        row: dict[str, Any] = {"model": entry.model, "role": entry.role, "stage": entry.stage}
+        row["taught_by"] = entry.taught_by
+        row.update({column: entry.metrics.get(column) for column in shown})
+        row.update({column: entry.metrics.get(column) for column in COST_COLUMNS})
+        row["delta_vs_teacher"] = _difference(score, teacher_score)
         baseline = baselines.get(entry.model)
         row["lift_vs_baseline"] = _difference(score, baseline) if entry.role == "distilled" else None
         rows.append(row)

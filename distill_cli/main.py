@@ -1,4 +1,4 @@
-"""The `distill` command line: score, evaluate, augment, validate and run.
+"""The `distill` command line: score, evaluate, augment, validate, run and serve.
 
 Bad input of any kind ends in one line on stderr naming what is wrong, exit code 2, and
 nothing written. Outputs are written atomically, only after everything succeeded.
@@ -278,6 +278,18 @@ def augment(
     with bar:
         result = augment_file(input, output, settings, seed=seed, text_columns=text_column, progress=progress)
     typer.echo(f"{output}: {result.summary()}")
+
+
+@app.command()
+def serve(
+    configs: Annotated[list[Path], typer.Argument(help="YAML run configs, one deployment each.")],
+    cron: Annotated[str | None, typer.Option(help="Cron schedule (UTC), e.g. '0 2 * * *'.")] = None,
+) -> None:
+    """Serve the configs as Prefect deployments from this process (one machine, no work pool or worker)."""
+    _quiet_libraries()
+    from deployments.serve import serve_configs
+
+    serve_configs(configs, cron)
 
 
 @app.command()

@@ -1,23 +1,34 @@
-"""The distillation flow: teacher, its evaluation, then each student distilled and evaluated.
+"""The distillation flow: teacher, augmentation, then a chain of students, each teaching the next, then a report.
 
-Every stage is content-cached under the run's artifact root, so a re-run skips finished
-work, a failed run retried with `prefect flow-run retry` resumes, and changing one
-stage's config recomputes that stage and what follows it, nothing before.
+    teacher ─┬─ evaluate
+             ├─ augment (once) ─────────────┐
+             └─ stage 1: [intermediate] → distil ─ evaluate      (+ baseline ─ evaluate)
+                  └─ stage 2 (teacher: previous): [intermediate] → distil ─ evaluate ...
+                                                                   └─ report
+
+Stages are submitted as futures, so independent ones (a baseline and its distilled twin,
+an evaluation and the next stage) are free to run side by side; their compute then takes
+turns per process and per GPU (`tasks/compute.py`). Every stage is content-cached under
+the run's artifact root: a re-run skips finished work, `prefect flow-run retry` resumes a
+failed run, and changing one stage's config recomputes that stage and what follows it,
+nothing before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.states import State
+from prefect import Task, flow, get_run_logger
+from prefect.futures import PrefectFuture, wait
+from prefect.runtime import flow_run
 
 from distill.artifacts import StageResult, check_writable, resolve_root
 from distill.config import RunConfig, load_config
 from distill.preflight import preflight
 from distill.report import Entry
-from distill.stages.evaluate import task_metric_name
 from tasks.augment import AUGMENT, augment_training_data
+from tasks.compute import ensure_gpu_limit
 from tasks.distill import (
     baseline_spec,
     distill_intermediate_layers,
@@ -28,7 +39,7 @@ from tasks.distill import (
 )
 from tasks.evaluate import EVALUATE, evaluate_model
 from tasks.report import report
-from tasks.stage import bind
+from tasks.stage import StageSpec, bind
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher, use_finetuned_teacher
 
 # Stage names accepted by `refresh` (and `distill run --refresh`).
@@ -42,88 +53,118 @@ STAGE_NAMES = (
 )
 
 
-def _outcome(state: State, name: str, stages: list[dict[str, Any]]) -> StageResult:
-    """The stage's result, recorded in `stages` with whether it ran or came from the cache."""
-    result: StageResult = state.result()
-    status = "cached" if state.name == "Cached" else "completed"
-    stages.append({"name": name, "status": status, "uri": result.uri, "metrics": result.metrics})
-    return result
+@dataclass(frozen=True)
+class _Model:
+    """A model the chain has produced (or will): its name, its stage future and its evaluation future."""
+
+    name: str
+    result: PrefectFuture
+    evaluation: PrefectFuture
+
+
+class _Submitter:
+    """Submits stage tasks bound to the run's cache, and remembers them in order for the summary."""
+
+    def __init__(self, config: RunConfig, refresh: set[str]) -> None:
+        self.config, self.refresh = config, refresh
+        self.submitted: list[tuple[str, PrefectFuture]] = []
+
+    def __call__(self, name: str, task: Task, spec: StageSpec | None, *args: Any, **kwargs: Any) -> PrefectFuture:
+        if spec is not None:
+            task = bind(task, spec, self.config, refresh=spec.name in self.refresh)
+        future = task.submit(self.config, *args, **kwargs)
+        self.submitted.append((name, future))
+        return future
+
+    def evaluate(self, model: PrefectFuture, label: str) -> PrefectFuture:
+        return self(f"evaluate_{label}", evaluate_model, EVALUATE, model, label=label)
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Each stage's status ('completed' or 'cached'), uri and metrics; raises the first failure, in order."""
+        wait([future for _, future in self.submitted])
+        stages = []
+        for name, future in self.submitted:
+            result: StageResult = future.result()  # upstream stages come first, so this raises the root cause
+            status = "cached" if future.state.name == "Cached" else "completed"
+            stages.append({"name": name, "status": status, "uri": result.uri, "metrics": result.metrics})
+        return stages
 
 
 # log_prints stays off: it replaces print(), which defeats dill's stdout capture inside `datasets`
 # and floods the task logs with bytecode disassembly. Stage code logs through the run logger instead.
 @flow(name="progressive-distillation", log_prints=False)
 def progressive_distillation(config: RunConfig, refresh: list[str] | None = None) -> dict[str, Any]:
-    """Run the stages `config` describes.
+    """Run the chain `config` describes.
 
-    Returns `stages` (name, status 'completed' or 'cached', uri, metrics for each) and the
-    `leaderboard` (one row per evaluated model). `refresh` names stage kinds to recompute
-    even when cached; their successors follow, because their upstream manifests change.
+    Returns `stages` (name, status 'completed' or 'cached', uri, metrics for each), the
+    `leaderboard` (one row per evaluated model) and `report_dir` (leaderboard.csv, plots,
+    report.md and the final student). `refresh` names stage kinds to recompute even when
+    cached; their successors follow, because their upstream manifests change.
     """
     logger = get_run_logger()
-    refresh = set(refresh or [])
     check_writable(resolve_root(config.artifact_root))
-    metric = task_metric_name(config)
-    stages: list[dict[str, Any]] = []
-
-    def evaluate(model: StageResult, label: str) -> StageResult:
-        task = bind(evaluate_model, EVALUATE, config, refresh=EVALUATE.name in refresh)
-        return _outcome(task(config, model, label=label, return_state=True), f"evaluate_{label}", stages)
+    ensure_gpu_limit()
+    submit = _Submitter(config, set(refresh or []))
 
     if config.teacher.finetuned:
-        teacher = _outcome(use_finetuned_teacher(config, return_state=True), FINETUNE_TEACHER.name, stages)
+        teacher_result = submit(FINETUNE_TEACHER.name, use_finetuned_teacher, None)
     else:
-        task = bind(finetune_teacher, FINETUNE_TEACHER, config, refresh=FINETUNE_TEACHER.name in refresh)
-        teacher = _outcome(task(config, return_state=True), FINETUNE_TEACHER.name, stages)
-    teacher_eval = evaluate(teacher, "teacher")
-    entries = [Entry(model="teacher", role="teacher", metrics=teacher_eval.metrics)]
+        teacher_result = submit(FINETUNE_TEACHER.name, finetune_teacher, FINETUNE_TEACHER)
+    teacher = _Model("teacher", teacher_result, submit.evaluate(teacher_result, "teacher"))
     augmented = None
     if config.augmentation is not None and config.stages:  # once per run; every stage's KD steps reuse it
-        task = bind(augment_training_data, AUGMENT, config, refresh=AUGMENT.name in refresh)
-        augmented = _outcome(task(config, return_state=True), AUGMENT.name, stages)
+        augmented = submit(AUGMENT.name, augment_training_data, AUGMENT)
 
+    entries: list[tuple[Entry, PrefectFuture]] = [(Entry("teacher", "teacher", {}), teacher.evaluation)]
+    previous = teacher
     for stage in config.stages:
-        teacher_metric = teacher_eval.metrics.get(metric)
+        stage_teacher = previous if stage.teacher == "previous" else teacher
+        gate = {"teacher_evaluation": stage_teacher.evaluation}
         student_init = None
         if stage.intermediate_layer is not None:  # TinyBERT: internals first, then soft targets
-            step_one = bind(
+            student_init = submit(
+                f"intermediate_{stage.name}",
                 distill_intermediate_layers,
                 intermediate_spec(stage.name),
-                config,
-                refresh="distill_intermediate_layers" in refresh,
+                stage_teacher.result,
+                label=stage.name,
+                augmented=augmented,
+                **gate,
             )
-            state = step_one(
-                config, teacher, label=stage.name, teacher_metric=teacher_metric, augmented=augmented, return_state=True
-            )
-            student_init = _outcome(state, f"intermediate_{stage.name}", stages)
-        distill = bind(
-            distill_prediction_layer, prediction_spec(stage.name), config, refresh="distill_prediction_layer" in refresh
-        )
-        state = distill(
-            config,
-            teacher,
+        student = submit(
+            f"distill_{stage.name}",
+            distill_prediction_layer,
+            prediction_spec(stage.name),
+            stage_teacher.result,
             label=stage.name,
-            teacher_metric=teacher_metric,
             student_init=student_init,
             augmented=augmented,
-            return_state=True,
+            **gate,
         )
-        student = _outcome(state, f"distill_{stage.name}", stages)
-        entries.append(Entry(model=stage.name, role="distilled", metrics=evaluate(student, stage.name).metrics))
+        previous = _Model(stage.name, student, submit.evaluate(student, stage.name))
+        distilled = Entry(stage.name, "distilled", {}, stage=stage.name, taught_by=stage_teacher.name)
+        entries.append((distilled, previous.evaluation))
         if stage.baseline:
-            baseline_task = bind(train_baseline, baseline_spec(stage.name), config, refresh="train_baseline" in refresh)
-            baseline = _outcome(
-                baseline_task(config, teacher, label=stage.name, return_state=True), f"baseline_{stage.name}", stages
-            )
+            baseline = submit(f"baseline_{stage.name}", train_baseline, baseline_spec(stage.name), stage_teacher.result,
+                              label=stage.name)  # fmt: skip
             label = f"{stage.name}-baseline"
-            entries.append(
-                Entry(model=label, role="baseline", metrics=evaluate(baseline, label).metrics, baseline_of=stage.name)
-            )
+            entry = Entry(label, "baseline", {}, baseline_of=stage.name, stage=stage.name, taught_by="(labels only)")
+            entries.append((entry, submit.evaluate(baseline, label)))
 
-    leaderboard = report(config, [entry.__dict__ for entry in entries])
+    stages = submit.outcomes()
+    final = previous.result.result() if config.stages else None
+    finished = [Entry(**{**entry.__dict__, "metrics": future.result().metrics}) for entry, future in entries]
+    curves = {s["name"]: s["uri"] for s in stages if not s["name"].startswith("evaluate") and s["name"] != AUGMENT.name}
+    outcome = report(
+        config,
+        [entry.__dict__ for entry in finished],
+        stage_dirs=curves,
+        final_student=final.model_path if final else None,
+        run_name=flow_run.get_name() or config.name,
+    )
     for stage in stages:
         logger.info("%s: %s (%s)", stage["name"], stage["status"], stage["uri"])
-    return {"stages": stages, "leaderboard": leaderboard}
+    return {"stages": stages, **outcome}
 
 
 @flow(name="distill-config-file", log_prints=False)

@@ -89,10 +89,12 @@ def _run_step(
     return result
 
 
-def _check_teacher(config: RunConfig, stage: DistillStageConfig, teacher: StageResult, metric: float | None) -> None:
-    prediction.check_teacher_quality(
-        task_metric_name(config), metric, stage.min_teacher_metric, teacher.model_path or teacher.uri
-    )
+def _check_teacher(
+    config: RunConfig, stage: DistillStageConfig, teacher: StageResult, evaluation: StageResult | None
+) -> None:
+    metric = task_metric_name(config)
+    value = evaluation.metrics.get(metric) if evaluation is not None else None
+    prediction.check_teacher_quality(metric, value, stage.min_teacher_metric, teacher.model_path or teacher.uri)
 
 
 @task(name="distill_intermediate_layers", task_run_name="intermediate-{label}", **STAGE_TASK_OPTIONS)
@@ -100,15 +102,17 @@ def distill_intermediate_layers(
     config: RunConfig,
     teacher: StageResult,
     label: str,
-    teacher_metric: float | None = None,
+    teacher_evaluation: StageResult | None = None,
     augmented: StageResult | None = None,
 ) -> StageResult:
     """TinyBERT step one: the student of stage `label` learns `teacher`'s embeddings, hidden states, attentions.
 
     `augmented` is the augment stage's result when the run augments: training uses its data.
+    `teacher_evaluation` (the teacher's evaluate result) is checked against `min_teacher_metric`;
+    it is not part of the cache key.
     """
     stage = _stage_of(config, label)
-    _check_teacher(config, stage, teacher, teacher_metric)
+    _check_teacher(config, stage, teacher, teacher_evaluation)
     return _run_step(
         intermediate_spec(label),
         config,
@@ -127,7 +131,7 @@ def distill_prediction_layer(
     config: RunConfig,
     teacher: StageResult,
     label: str,
-    teacher_metric: float | None = None,
+    teacher_evaluation: StageResult | None = None,
     student_init: StageResult | None = None,
     augmented: StageResult | None = None,
 ) -> StageResult:
@@ -137,7 +141,7 @@ def distill_prediction_layer(
     is part of the cache key, so a new step one means a new step two.
     """
     stage = _stage_of(config, label)
-    _check_teacher(config, stage, teacher, teacher_metric)
+    _check_teacher(config, stage, teacher, teacher_evaluation)
     return _run_step(
         prediction_spec(label),
         config,

@@ -1,20 +1,32 @@
-"""Task: the run's leaderboard as a Prefect table artifact."""
+"""Task: the run's report: leaderboard table and markdown artifacts, and files under `runs/<run name>/`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from distill.artifacts import resolve_root
 from distill.config import RunConfig
 from distill.report import Entry, leaderboard_rows
+from distill.report_files import read_loss_curve, write_report
 from distill.stages.evaluate import task_metric_name
 
 
 @task(name="report")
-def report(config: RunConfig, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Publish and return the leaderboard: teacher, distilled students and their baselines, side by side."""
+def report(
+    config: RunConfig,
+    entries: list[dict[str, Any]],
+    stage_dirs: dict[str, str],
+    final_student: str | None,
+    run_name: str,
+) -> dict[str, Any]:
+    """Publish the leaderboard (teacher, distilled students, baselines) and write the report files.
+
+    `stage_dirs` maps training stages to their directories, for the loss curves; the final
+    (last) student is exported as a plain Hugging Face folder next to the report.
+    """
     metric = task_metric_name(config)
     rows = leaderboard_rows([Entry(**entry) for entry in entries], metric)
     create_table_artifact(
@@ -23,4 +35,9 @@ def report(config: RunConfig, entries: list[dict[str, Any]]) -> list[dict[str, A
         description=f"{config.name}: every model's dev {metric}, cost, distance to the teacher and lift over "
         "its no-distillation baseline",
     )
-    return rows
+    run_dir = resolve_root(config.artifact_root) / "runs" / run_name
+    curves = {name: read_loss_curve(uri) for name, uri in stage_dirs.items()}
+    markdown = write_report(run_dir, f"{config.name}: {run_name}", rows, metric, curves, final_student)
+    create_markdown_artifact(markdown=markdown, key="report", description=f"{config.name}: leaderboard and plots")
+    get_run_logger().info("report written to %s", run_dir)
+    return {"leaderboard": rows, "report_dir": str(run_dir)}

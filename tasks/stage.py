@@ -31,6 +31,7 @@ from distill.data.task_data import data_fingerprint
 from distill.errors import DistillError
 from distill.fingerprint import code_fingerprint, folder_fingerprint, hash_object
 from distill.models.loading import resolve_model
+from tasks.compute import compute_slot
 from tasks.locking import FlockLockManager
 
 PREFECT_DIR = "_prefect"
@@ -75,11 +76,18 @@ def stage_key(spec: StageSpec, config: RunConfig, upstream: Mapping[str, StageRe
     return f"{spec.slug}-{digest[:24]}"
 
 
+# StageResult parameters that inform a stage without shaping its output, so they stay out of its key:
+# the teacher's evaluation only gates distillation (min_teacher_metric), and holds timings that vary.
+NOT_UPSTREAM = frozenset({"teacher_evaluation"})
+
+
 def _split_parameters(parameters: Mapping[str, Any]) -> tuple[RunConfig, dict[str, StageResult], Any]:
     config = parameters["config"]
     if not isinstance(config, RunConfig):
         config = RunConfig.model_validate(config)
-    upstream = {name: value for name, value in parameters.items() if isinstance(value, StageResult)}
+    upstream = {
+        name: value for name, value in parameters.items() if isinstance(value, StageResult) and name not in NOT_UPSTREAM
+    }
     return config, upstream, parameters.get("label")
 
 
@@ -161,7 +169,8 @@ def run_stage(
         return directory.result()
     directory.prepare()
     logger.info("%s: computing into %s", spec.name, directory.path)
-    metrics = body(directory)
+    with compute_slot():  # concurrent stages take turns on the CPU cores or the GPU (see tasks/compute.py)
+        metrics = body(directory)
     return directory.finalize(
         config={"stage": spec.config_of(config), "extra": extra},
         metrics=metrics,

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
+from distill.artifacts import LOSS_CURVE
 from distill.config import TrainingConfig
+from distill.io import atomic_write_json
 from distill.training.checkpoints import latest_valid_checkpoint
 
 log = logging.getLogger("distill")
@@ -90,7 +92,10 @@ def train(
     show_progress: bool = False,
     keep_extra_columns: bool = False,
 ) -> TrainSummary:
-    """Train `model` in place, resuming from the newest valid checkpoint in `checkpoint_dir` if there is one."""
+    """Train `model` in place, resuming from the newest valid checkpoint in `checkpoint_dir` if there is one.
+
+    The logged training loss per step goes to `LOSS_CURVE` next to `checkpoint_dir` (the stage directory).
+    """
     if len(train_dataset) == 0:
         raise ValueError("no training features")
     args = training_arguments(training, checkpoint_dir, seed=seed, show_progress=show_progress)
@@ -115,6 +120,8 @@ def train(
     if resume is not None:
         log.info("resuming from checkpoint %s", resume.name)
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
+    atomic_write_json(Path(checkpoint_dir).parent / LOSS_CURVE, curve, indent=None)
     loss = float(output.training_loss)
     return TrainSummary(
         train_loss=loss if math.isfinite(loss) else float("nan"),

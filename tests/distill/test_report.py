@@ -17,7 +17,7 @@ def test_deltas_and_lift() -> None:
         "accuracy",
     )
     by_model = {row["model"]: row for row in rows}
-    assert by_model["teacher"]["delta_vs_teacher"] is None
+    assert by_model["teacher"]["delta_vs_teacher"] == 0.0
     assert by_model["l3"]["delta_vs_teacher"] == pytest.approx(-0.021)
     assert by_model["l3"]["lift_vs_baseline"] == pytest.approx(0.009)
     assert by_model["l3-baseline"]["lift_vs_baseline"] is None

@@ -22,13 +22,22 @@ def _on_prefect_server(prefect_server: str) -> None:
 
 
 def tiny_config(artifact_root: Path) -> RunConfig:
+    """configs/tiny.yaml as it is: two chained stages with augmentation (~1 minute)."""
     return load_config(TINY).model_copy(update={"artifact_root": str(artifact_root)})
 
 
+def tiny_one_stage(artifact_root: Path) -> RunConfig:
+    """tiny.yaml's first stage only, without augmentation: the spine tests' run (~35 s)."""
+    config = tiny_config(artifact_root)
+    return config.model_copy(update={"stages": config.stages[:1], "augmentation": None})
+
+
 def write_tiny_variant(path: Path, artifact_root: Path, **training: object) -> Path:
-    """configs/tiny.yaml with another artifact root and training overrides, for subprocess runs."""
+    """tiny_one_stage as a YAML file, with another artifact root and teacher training overrides, for subprocesses."""
     raw = yaml.safe_load(TINY.read_text())
     raw["artifact_root"] = str(artifact_root)
+    raw["stages"] = raw["stages"][:1]
+    raw.pop("augmentation")
     raw["teacher"]["training"].update(training)
     path.write_text(yaml.safe_dump(raw))
     return path

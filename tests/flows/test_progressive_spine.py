@@ -11,7 +11,7 @@ from pathlib import Path
 
 from distill.artifacts import COMPLETE, StageDirectory
 from flows.progressive import progressive_distillation
-from tests.flows.conftest import start_run, tiny_config, write_tiny_variant
+from tests.flows.conftest import start_run, tiny_one_stage, write_tiny_variant
 
 
 def statuses(stages: list[dict]) -> dict[str, str]:
@@ -43,7 +43,7 @@ def recomputed(stages: list[dict]) -> set[str]:
 
 
 def test_run_rerun_and_recompute_after_damage(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path / "artifacts")
+    config = tiny_one_stage(tmp_path / "artifacts")
     outcome = progressive_distillation(config)
     first = outcome["stages"]
     assert recomputed(first) == ALL
@@ -81,7 +81,7 @@ def test_run_rerun_and_recompute_after_damage(tmp_path: Path) -> None:
 
 
 def test_refresh_recomputes_the_named_stage(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path / "artifacts")
+    config = tiny_one_stage(tmp_path / "artifacts")
     before = progressive_distillation(config)["stages"]
     builds = {name: build_id(stage_dir(before, name)) for name in ("evaluate_teacher", "distill_tiny-small")}
     again = progressive_distillation(config, refresh=["evaluate"])["stages"]
@@ -131,7 +131,9 @@ def test_two_concurrent_runs_train_each_stage_once(tmp_path: Path, prefect_serve
     assert all(run.returncode == 0 for run in runs), outputs
     for stage in ALL:
         seen = sorted(statuses(json.loads(s.read_text())["stages"])[stage] for s in summaries)
-        assert seen == ["cached", "completed"], (stage, outputs)
+        # On failure show each run's task-level lines (states, retries, cache decisions), not 2 x 30 kB of logs.
+        trail = ["\n".join(line for line in out.splitlines() if "task_runs" in line) for out in outputs]
+        assert seen == ["cached", "completed"], (stage, trail)
     # teacher, intermediate, prediction, baseline: each trained once across both runs
     assert sum(output.count("training: ") for output in outputs) == 4
 
@@ -142,7 +144,7 @@ def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 
-    config = tiny_config(tmp_path / "artifacts").model_copy(update={"stages": []})
+    config = tiny_one_stage(tmp_path / "artifacts").model_copy(update={"stages": []})
     state = progressive_distillation(config, return_state=True)
     flow_run_id = state.state_details.flow_run_id
 

@@ -1,0 +1,1 @@
+"""Prefect deployments of the distillation flow: `prefect.yaml` for work pools, `serve.py` for one machine."""

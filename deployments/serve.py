@@ -1,0 +1,54 @@
+"""Serve distill runs from one long-lived process on a single machine: no work pool, no worker.
+
+Each config becomes a deployment of `distill-config-file` named after the run, optionally
+on a cron schedule; the process polls the Prefect server and runs what is due (or what is
+triggered with `prefect deployment run 'distill-config-file/<name>'`). Ctrl-C stops it.
+
+    python deployments/serve.py configs/quickstart.yaml --cron "0 2 * * *"
+    distill serve configs/tiny.yaml configs/quickstart.yaml --cron "0 2 * * *"
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from distill.config import load_config
+
+
+def build_deployments(configs: list[str | Path], cron: str | None = None) -> list[Any]:
+    """One runner deployment per config file (validated now, read again at every run)."""
+    from flows.progressive import distill_config_file
+
+    deployments = []
+    for path in configs:
+        config = load_config(path)  # a bad config fails here, not at 2 a.m.
+        deployments.append(
+            distill_config_file.to_deployment(
+                name=config.name,
+                cron=cron,
+                parameters={"config_path": str(Path(path).resolve())},
+                description=f"distill run '{config.name}' from {path}",
+                tags=["distill"],
+            )
+        )
+    return deployments
+
+
+def serve_configs(configs: list[str | Path], cron: str | None = None) -> None:
+    from prefect import serve
+
+    serve(*build_deployments(configs, cron))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="+", help="YAML run configs")
+    parser.add_argument("--cron", help="schedule, e.g. '0 2 * * *' (UTC); none: run only when triggered")
+    args = parser.parse_args()
+    serve_configs(args.configs, args.cron)
+
+
+if __name__ == "__main__":
+    main()

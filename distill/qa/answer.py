@@ -1,0 +1,42 @@
+"""Answer questions with an extractive QA model: what `pipeline("question-answering")` did before
+transformers 5 removed it, with the same windowing and post-processing as evaluation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill.evaluation import forward_in_batches
+from distill.qa.features import columns, prepare_eval_features
+from distill.qa.postprocess import postprocess_qa_predictions
+
+
+def answer_questions(
+    model: Any,
+    tokenizer: Any,
+    pairs: list[tuple[str, str]],
+    *,
+    allow_no_answer: bool = True,
+    max_seq_length: int = 384,
+    doc_stride: int = 128,
+    max_answer_length: int = 30,
+    batch_size: int = 32,
+) -> list[dict[str, Any]]:
+    """For each (question, context): {'answer': text ('' = no answer), 'null_odds': no-answer minus best span}."""
+    examples = [
+        {"id": str(i), "title": "", "question": q, "context": c, "answers": {"text": [], "answer_start": []}}
+        for i, (q, c) in enumerate(pairs)
+    ]
+    features = prepare_eval_features(columns(examples), tokenizer, max_seq_length=max_seq_length, doc_stride=doc_stride)
+    logits = forward_in_batches(model, features, ("start_logits", "end_logits"), batch_size=batch_size)
+    predictions = postprocess_qa_predictions(
+        examples,
+        features,
+        logits["start_logits"],
+        logits["end_logits"],
+        version_2_with_negative=allow_no_answer,
+        max_answer_length=max_answer_length,
+    )
+    return [
+        {"answer": predictions.answers[str(i)], "null_odds": predictions.null_odds.get(str(i))}
+        for i in range(len(pairs))
+    ]

@@ -1,0 +1,129 @@
+"""The run report on disk: leaderboard.csv, plots, a markdown summary, and the final student exported.
+
+Everything goes to one folder, `<artifact_root>/runs/<run name>/`. Plots are PNG files next
+to the report, and the markdown for the Prefect UI embeds them as data URIs, because the UI
+cannot read the artifact store.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from distill.artifacts import LOSS_CURVE
+from distill.io import atomic_write_text
+
+LEADERBOARD_CSV = "leaderboard.csv"
+METRIC_PLOT = "metric_vs_parameters.png"
+LOSS_PLOT = "loss_curves.png"
+REPORT_MD = "report.md"
+FINAL_STUDENT = "final-student"
+
+
+def _figure():  # noqa: ANN202 - a matplotlib Figure with the Agg canvas, no global pyplot state
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.2), dpi=110)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def metric_plot(rows: list[dict[str, Any]], metric: str) -> bytes:
+    """Task metric against parameter count, one marker style per role, each point labelled."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    styles = {"teacher": ("*", 160), "distilled": ("o", 60), "baseline": ("x", 60)}
+    for role, (marker, size) in styles.items():
+        points = [r for r in rows if r["role"] == role and r.get(metric) is not None and r.get("parameters")]
+        if points:
+            axes.scatter([r["parameters"] / 1e6 for r in points], [r[metric] for r in points], marker=marker, s=size)
+            for r in points:
+                axes.annotate(r["model"], (r["parameters"] / 1e6, r[metric]), fontsize=7, xytext=(4, 3),
+                              textcoords="offset points")  # fmt: skip
+    axes.set_xlabel("parameters (millions)")
+    axes.set_ylabel(f"dev {metric}")
+    axes.set_title(f"{metric} vs size")
+    axes.legend([role for role in styles if any(r["role"] == role for r in rows)], fontsize=8)
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def loss_plot(curves: dict[str, list[dict[str, float]]]) -> bytes:
+    """Training loss per step, one line per training stage."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    for label, points in curves.items():
+        if points:
+            axes.plot([p["step"] for p in points], [p["loss"] for p in points], label=label, linewidth=1.2)
+    axes.set_xlabel("step")
+    axes.set_ylabel("training loss")
+    axes.set_yscale("log")
+    axes.set_title("loss curves")
+    axes.legend(fontsize=7)
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def read_loss_curve(stage_dir: str | Path) -> list[dict[str, float]]:
+    path = Path(stage_dir) / LOSS_CURVE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _markdown_table(rows: list[dict[str, Any]]) -> str:
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(
+    run_dir: str | Path,
+    title: str,
+    rows: list[dict[str, Any]],
+    metric: str,
+    curves: dict[str, list[dict[str, float]]],
+    final_student: str | None = None,
+) -> str:
+    """Write the report files into `run_dir`; returns the markdown with the plots embedded (for the UI)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / LEADERBOARD_CSV, pd.DataFrame(rows).to_csv(index=False))
+    plots = {METRIC_PLOT: metric_plot(rows, metric), LOSS_PLOT: loss_plot(curves)}
+    for name, png in plots.items():
+        (run_dir / name).write_bytes(png)
+    exported = export_student(final_student, run_dir / FINAL_STUDENT) if final_student else None
+    body = [f"# {title}", "", _markdown_table(rows), ""]
+    if exported:
+        body += [f"Final student, ready for `pipeline(..., model=...)`: `{exported}`", ""]
+    files = {name: f"![{name}]({name})" for name in plots}
+    embedded = {
+        name: f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})" for name, png in plots.items()
+    }
+    atomic_write_text(run_dir / REPORT_MD, "\n".join(body + list(files.values())) + "\n")
+    return "\n".join(body + [f"Files: `{run_dir}`", ""] + list(embedded.values()))
+
+
+def export_student(model_dir: str | Path, target: str | Path) -> Path:
+    """Copy a model folder (safetensors, config, tokenizer) to `target`, replacing what was there."""
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(model_dir, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target

@@ -1,0 +1,101 @@
+"""The documented operator path, for real: deploy prefect.yaml (checking what registered), start a process
+worker, trigger the tiny chain, watch it complete; and `distill serve`'s deployments."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from distill.report_files import LEADERBOARD_CSV
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def _prefect(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _state(flow_run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    async def read() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(flow_run_id)).state.type.value
+
+    return asyncio.run(read())
+
+
+def _check_registered() -> None:
+    """The deployments carry the intended entrypoint, parameters, pool, schedule and pull step."""
+    from prefect.client.orchestration import get_client
+
+    async def read() -> dict:
+        async with get_client() as client:
+            return {d.name: d for d in await client.read_deployments()}
+
+    deployments = asyncio.run(read())
+    assert {"tiny", "quickstart-nightly"} <= set(deployments)
+    tiny, nightly = deployments["tiny"], deployments["quickstart-nightly"]
+    assert tiny.entrypoint == "flows/progressive.py:distill_config_file"
+    assert tiny.parameters == {"config_path": "configs/tiny.yaml"} and tiny.work_pool_name == "distill-cpu"
+    assert nightly.parameters == {"config_path": "configs/quickstart.yaml"}
+    [schedule] = nightly.schedules
+    assert schedule.schedule.cron == "0 2 * * *" and schedule.active is False
+    assert tiny.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)
+
+
+def test_deploy_worker_and_run_the_tiny_chain(prefect_server: str, tmp_path: Path) -> None:
+    env = dict(
+        os.environ,
+        PREFECT_API_URL=prefect_server,
+        DISTILL_REPO=str(ROOT),
+        PREFECT_WORKER_QUERY_SECONDS="2",  # poll often: the test waits on it
+        HF_HUB_OFFLINE="1",
+    )
+    pool = _prefect("work-pool", "create", "distill-cpu", "--type", "process", env=env)
+    assert pool.returncode == 0 or "already exists" in pool.stdout + pool.stderr, pool.stdout + pool.stderr
+    deploy = _prefect("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all", env=env)
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    _check_registered()
+    artifacts = tmp_path / "artifacts"
+    triggered = _prefect(
+        "deployment", "run", "distill-config-file/tiny", "--param", f"artifact_root={artifacts}", env=env
+    )
+    assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", triggered.stdout).group(1)
+
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "distill-cpu"],
+        env=env,
+        cwd=tmp_path,  # the deployment's pull step must bring the run to the repository itself
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 420
+        state = _state(flow_run_id)
+        while state not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and time.monotonic() < deadline:
+            time.sleep(3)
+            state = _state(flow_run_id)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=60)[0]
+    assert state == "COMPLETED", output[-4000:]
+    [report_dir] = (artifacts / "runs").iterdir()
+    assert len((report_dir / LEADERBOARD_CSV).read_text().splitlines()) == 6  # header + 5 models
+
+
+def test_serve_builds_one_deployment_per_config_with_its_schedule() -> None:
+    from deployments.serve import build_deployments
+
+    tiny, quickstart = build_deployments([ROOT / "configs/tiny.yaml", ROOT / "configs/quickstart.yaml"], "0 2 * * *")
+    assert (tiny.name, quickstart.name) == ("tiny", "quickstart")
+    assert tiny.parameters == {"config_path": str(ROOT / "configs/tiny.yaml")}
+    assert tiny.schedules[0].schedule.cron == "0 2 * * *"
