@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 GPU_LIMIT = "gpu"
-_PROCESS_LOCK = threading.Lock()
+_PROCESS_LOCK = threading.RLock()
 
 log = logging.getLogger("distill")
 
@@ -44,6 +44,14 @@ def ensure_gpu_limit() -> None:
         except ObjectNotFound:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=1))
             log.info("created global concurrency limit '%s' with 1 slot", GPU_LIMIT)
+
+
+@contextmanager
+def process_slot() -> Iterator[None]:
+    """This process's compute lock alone: for CPU-heavy bookkeeping such as hashing a model for a cache key,
+    so that it never runs beside an evaluation that is timing latency."""
+    with _PROCESS_LOCK:
+        yield
 
 
 @contextmanager

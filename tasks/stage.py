@@ -31,7 +31,7 @@ from distill.data.task_data import data_fingerprint
 from distill.errors import DistillError
 from distill.fingerprint import code_fingerprint, folder_fingerprint, hash_object
 from distill.models.loading import resolve_model
-from tasks.compute import compute_slot
+from tasks.compute import compute_slot, process_slot
 from tasks.locking import FlockLockManager
 
 PREFECT_DIR = "_prefect"
@@ -94,7 +94,8 @@ def _split_parameters(parameters: Mapping[str, Any]) -> tuple[RunConfig, dict[st
 def _cache_key_fn(spec: StageSpec, key_storage: Path, locks: FlockLockManager) -> Callable[..., str]:
     def cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
         config, upstream, extra = _split_parameters(parameters)
-        key = stage_key(spec, config, upstream, extra)
+        with process_slot():  # hashing data and model files is CPU work: not beside a latency measurement
+            key = stage_key(spec, config, upstream, extra)
         record = key_storage / key
         if record.exists() and not locks.is_locked(key):
             check = StageDirectory(resolve_root(config.artifact_root), spec.name, key).verify()
@@ -154,8 +155,20 @@ def run_stage(
     extra: Any = None,
 ) -> StageResult:
     """Compute a stage into its directory, or return it when a complete, intact copy is already there."""
+    # Concurrent stages take turns on the CPU cores or the GPU (tasks/compute.py); that includes hashing
+    # and verifying files here, which would otherwise run beside another stage's latency measurement.
+    with compute_slot():
+        return _run_stage(spec, config, body, dict(upstream or {}), extra)
+
+
+def _run_stage(
+    spec: StageSpec,
+    config: RunConfig,
+    body: Callable[[StageDirectory], dict[str, Any]],
+    upstream: dict[str, StageResult],
+    extra: Any,
+) -> StageResult:
     logger = get_run_logger()
-    upstream = dict(upstream or {})
     key = stage_key(spec, config, upstream, extra)
     directory = StageDirectory(resolve_root(config.artifact_root), spec.name, key)
     context = TaskRunContext.get()
@@ -169,8 +182,7 @@ def run_stage(
         return directory.result()
     directory.prepare()
     logger.info("%s: computing into %s", spec.name, directory.path)
-    with compute_slot():  # concurrent stages take turns on the CPU cores or the GPU (see tasks/compute.py)
-        metrics = body(directory)
+    metrics = body(directory)
     return directory.finalize(
         config={"stage": spec.config_of(config), "extra": extra},
         metrics=metrics,
