@@ -6,9 +6,10 @@
                   └─ stage 2 (teacher: previous): [intermediate] → distil ─ evaluate ...
                                                                    └─ report
 
-Stages are submitted as futures, so independent ones (a baseline and its distilled twin,
-an evaluation and the next stage) are free to run side by side; their compute then takes
-turns per process and per GPU (`tasks/compute.py`). Every stage is content-cached under
+Stages are submitted as futures. On a GPU machine independent ones (a baseline and its
+distilled twin, an evaluation and the next stage) are submitted together and their compute
+takes turns per process and per GPU (`tasks/compute.py`); on a CPU-only machine they run one
+after another, so latency is never measured beside other work. Every stage is content-cached under
 the run's artifact root: a re-run skips finished work, `prefect flow-run retry` resumes a
 failed run, and changing one stage's config recomputes that stage and what follows it,
 nothing before.
@@ -28,7 +29,7 @@ from distill.config import RunConfig, load_config
 from distill.preflight import preflight
 from distill.report import Entry
 from tasks.augment import AUGMENT, augment_training_data
-from tasks.compute import ensure_gpu_limit
+from tasks.compute import ensure_gpu_limit, gpu_present
 from tasks.distill import (
     baseline_spec,
     distill_intermediate_layers,
@@ -65,8 +66,8 @@ class _Model:
 class _Submitter:
     """Submits stage tasks bound to the run's cache, and remembers them in order for the summary."""
 
-    def __init__(self, config: RunConfig, refresh: set[str]) -> None:
-        self.config, self.refresh = config, refresh
+    def __init__(self, config: RunConfig, refresh: set[str], *, concurrent: bool) -> None:
+        self.config, self.refresh, self.concurrent = config, refresh, concurrent
         self.submitted: list[tuple[str, PrefectFuture]] = []
 
     def __call__(self, name: str, task: Task, spec: StageSpec | None, *args: Any, **kwargs: Any) -> PrefectFuture:
@@ -74,6 +75,8 @@ class _Submitter:
             task = bind(task, spec, self.config, refresh=spec.name in self.refresh)
         future = task.submit(self.config, *args, **kwargs)
         self.submitted.append((name, future))
+        if not self.concurrent:
+            future.wait()  # CPU only: one stage at a time, so nothing runs beside a latency measurement
         return future
 
     def evaluate(self, model: PrefectFuture, label: str) -> PrefectFuture:
@@ -104,7 +107,10 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     logger = get_run_logger()
     check_writable(resolve_root(config.artifact_root))
     ensure_gpu_limit()
-    submit = _Submitter(config, set(refresh or []))
+    # With a GPU, independent stages are submitted together and take turns on the `gpu` limit; on a
+    # CPU-only machine they run one after another: the cores are shared anyway, and Prefect's own
+    # work for a waiting stage would otherwise run beside another stage's latency measurement.
+    submit = _Submitter(config, set(refresh or []), concurrent=gpu_present())
 
     if config.teacher.finetuned:
         teacher_result = submit(FINETUNE_TEACHER.name, use_finetuned_teacher, None)
