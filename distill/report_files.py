@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from distill.artifacts import LOSS_CURVE
-from distill.io import atomic_write_text
+from distill.io import atomic_write_bytes, atomic_write_text
 
 LEADERBOARD_CSV = "leaderboard.csv"
 METRIC_PLOT = "metric_vs_parameters.png"
@@ -105,7 +105,7 @@ def write_report(
     atomic_write_text(run_dir / LEADERBOARD_CSV, pd.DataFrame(rows).to_csv(index=False))
     plots = {METRIC_PLOT: metric_plot(rows, metric), LOSS_PLOT: loss_plot(curves)}
     for name, png in plots.items():
-        (run_dir / name).write_bytes(png)
+        atomic_write_bytes(run_dir / name, png)
     exported = export_student(final_student, run_dir / FINAL_STUDENT) if final_student else None
     body = [f"# {title}", "", _markdown_table(rows), ""]
     if exported:

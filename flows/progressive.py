@@ -160,11 +160,11 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     stages = submit.outcomes()
     final = previous.result.result() if config.stages else None
     finished = [Entry(**{**entry.__dict__, "metrics": future.result().metrics}) for entry, future in entries]
-    curves = {s["name"]: s["uri"] for s in stages if not s["name"].startswith("evaluate") and s["name"] != AUGMENT.name}
+    trained = {s["name"]: s["uri"] for s in stages if not s["name"].startswith(("evaluate_", AUGMENT.name))}
     outcome = report(
         config,
         [entry.__dict__ for entry in finished],
-        stage_dirs=curves,
+        stage_dirs=trained,
         final_student=final.model_path if final else None,
         run_name=flow_run.get_name() or config.name,
     )

@@ -20,7 +20,7 @@ def _augment_config(config: RunConfig) -> dict:
     assert settings is not None
     key = settings.output_settings(config.seed)
     vectors = Path(settings.vectors).expanduser()
-    if settings.needs_vectors and vectors.exists():  # a local vectors file or folder: its content counts
+    if settings.needs_vectors and vectors.exists():  # a local vectors file or folder: a change to it counts
         key["vectors"] = file_fingerprint(vectors) if vectors.is_file() else folder_fingerprint(vectors)
     return key
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
-from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.artifacts import (
@@ -19,23 +18,36 @@ from transformers import TrainerCallback
 from distill.artifacts import StageResult
 
 
+class ProgressArtifact:
+    """A Prefect progress artifact sent at most once per whole percent: cheap even for 100k-step runs."""
+
+    def __init__(self, key: str, description: str, percent: float = 0.0) -> None:
+        self.id = create_progress_artifact(progress=float(math.floor(percent)), key=key, description=description)
+        self._shown = math.floor(percent)
+
+    def update(self, percent: float) -> None:
+        whole = math.floor(percent)
+        if whole > self._shown:
+            self._shown = whole
+            update_progress_artifact(self.id, progress=float(whole))
+
+
 class PrefectTrainingMonitor(TrainerCallback):
     """Sends each Trainer log step to the task run's logger and keeps a progress artifact current."""
 
     def __init__(self, stage_slug: str) -> None:
         self.stage_slug = stage_slug
         self.logger = get_run_logger()
-        self.progress_id: UUID | None = None
-        self._last_percent = -1.0
+        self.progress: ProgressArtifact | None = None
 
-    def _progress(self, state: Any) -> float:
+    def _percent(self, state: Any) -> float:
         return 100.0 * state.global_step / state.max_steps if state.max_steps else 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.progress_id = create_progress_artifact(
-            progress=self._progress(state),
-            key=f"{self.stage_slug}-progress",
-            description=f"{self.stage_slug}: training progress (% of {state.max_steps} steps)",
+        self.progress = ProgressArtifact(
+            f"{self.stage_slug}-progress",
+            f"{self.stage_slug}: training progress (% of {state.max_steps} steps)",
+            self._percent(state),
         )
         if state.global_step:
             self.logger.info("training: %d steps, resumed at step %d", state.max_steps, state.global_step)
@@ -47,15 +59,12 @@ class PrefectTrainingMonitor(TrainerCallback):
         self.logger.info("step %d/%d %s", state.global_step, state.max_steps, json.dumps(shown))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        percent = math.floor(self._progress(state))
-        # One API call per whole percent, not per step: cheap even for 100k-step runs.
-        if self.progress_id is not None and percent > self._last_percent:
-            self._last_percent = percent
-            update_progress_artifact(self.progress_id, progress=float(percent))
+        if self.progress is not None:
+            self.progress.update(self._percent(state))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.progress_id is not None:
-            update_progress_artifact(self.progress_id, progress=100.0)
+        if self.progress is not None:
+            self.progress.update(100.0)
 
 
 def _cell(value: Any) -> Any:
@@ -70,19 +79,14 @@ class PrefectProgress:
     def __init__(self, stage_slug: str, what: str) -> None:
         self.stage_slug, self.what = stage_slug, what
         self.logger = get_run_logger()
-        self.progress_id: UUID | None = None
-        self._last_percent = -1.0
+        self.progress: ProgressArtifact | None = None
         self._last_logged = -10
 
     def __call__(self, done: int, total: int) -> None:
         percent = 100.0 * done / total if total else 100.0
-        if self.progress_id is None:
-            self.progress_id = create_progress_artifact(
-                progress=percent, key=f"{self.stage_slug}-progress", description=f"{self.stage_slug}: % of {self.what}"
-            )
-        elif percent - self._last_percent >= 1 or done == total:
-            update_progress_artifact(self.progress_id, progress=percent)
-        self._last_percent = percent
+        if self.progress is None:
+            self.progress = ProgressArtifact(f"{self.stage_slug}-progress", f"{self.stage_slug}: % of {self.what}")
+        self.progress.update(percent)
         if int(percent) // 10 * 10 > self._last_logged:
             self._last_logged = int(percent) // 10 * 10
             self.logger.info("%s: %d/%d %s (%.0f%%)", self.stage_slug, done, total, self.what, percent)

@@ -77,6 +77,7 @@ class MaskedLMSubstitutes:
                 len(fresh),
             )
         self.model.eval()
+        self.head = _vocabulary_head(self.model)  # None: an architecture we cannot split (full logits instead)
         self.window = min(window, self.tokenizer.model_max_length) - 2  # room for [CLS] and [SEP]
         self.allowed = self._allowed_tokens(vocab)
         self.id_to_token = {i: token for token, i in vocab.items()}
@@ -157,11 +158,10 @@ class MaskedLMSubstitutes:
         attention = torch.tensor([[1] * len(p.ids) + [0] * (length - len(p.ids)) for p in batch])
         rows = torch.tensor([b for b, p in enumerate(batch) for _ in p.mask_positions])
         cols = torch.tensor([c for p in batch for c in p.mask_positions])
-        head = _vocabulary_head(self.model)
-        if head is None:  # an architecture we cannot split: full logits, then pick the masked rows
+        if self.head is None:  # full logits, then pick the masked rows
             return self.model(input_ids=input_ids, attention_mask=attention).logits[rows, cols]
         hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention).last_hidden_state  # (B, T, H)
-        return head(hidden[rows, cols])  # (masks, V)
+        return self.head(hidden[rows, cols])  # (masks, V)
 
     def candidates(self, text: str, words: Sequence[Word]) -> list[list[str]]:
         """Substitutes for every word of one text; [] for words it cannot place."""

@@ -11,6 +11,7 @@ atomically: a failure leaves no partial output behind.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
@@ -44,11 +45,15 @@ class AugmentResult:
     kept_original: bool
 
     @property
+    def unit(self) -> str:
+        return "paragraphs" if self.kind == "squad" else "rows"
+
+    @property
     def replaced_share(self) -> float:
         return self.stats.words.replaced / max(self.stats.words.eligible, 1)
 
     def as_metrics(self) -> dict[str, Any]:
-        unit = "paragraphs" if self.kind == "squad" else "rows"
+        unit = self.unit
         augmented = self.stats.units_out - (self.stats.units_in if self.kept_original else 0)
         metrics: dict[str, Any] = {
             f"input_{unit}": self.stats.units_in,
@@ -69,8 +74,7 @@ class AugmentResult:
         return metrics
 
     def summary(self) -> str:
-        m = self.as_metrics()
-        unit = "paragraphs" if self.kind == "squad" else "rows"
+        m, unit = self.as_metrics(), self.unit
         line = (
             f"{m[f'input_{unit}']} {unit} in, {m[f'output_{unit}']} out ({m[f'augmented_{unit}']} augmented) "
             f"in {m['seconds']:.1f} s: {m[f'augmented_{unit}_per_second']:.2f} augmented {unit}/s; "
@@ -235,7 +239,10 @@ def augment_file(
     input_path, output_path = Path(input_path), Path(output_path)
     _check_output(input_path, output_path, detect_kind(input_path))
     data = read_input(input_path, settings, text_columns or ["sentence"])
-    check_resources(settings)
+    if settings.workers > 1:
+        # A model that fails to load in a pool initializer makes the pool respawn workers forever:
+        # fail here instead. In one process the load itself raises the same one-line error.
+        check_resources(settings)
     return augment_to_file(data, output_path, settings, seed=seed, progress=progress, started=started)
 
 
@@ -272,8 +279,6 @@ def augment_to_file(
 
 
 def _write(path: Path, data: AugmentInput, outputs: list[list[dict[str, Any]]]) -> None:
-    import json
-
     if data.kind == "classification":
         write_records(path, data.columns, [row for chunk in outputs for row in chunk])
         return

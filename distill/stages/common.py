@@ -1,13 +1,15 @@
-"""What the stage bodies share: loading the run's data, and setting up a stage's student."""
+"""What the stage bodies share: loading the run's data, setting up a stage's student, training it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from transformers import set_seed
+from transformers import TrainerCallback, set_seed
 
-from distill.config import DistillStageConfig, QADataConfig, RunConfig
+from distill.artifacts import StageDirectory
+from distill.config import DistillStageConfig, QADataConfig, RunConfig, TrainingConfig
 from distill.data.classification import encode_labels, read_classification
 from distill.data.squad import read_squad
 from distill.data.task_data import ClassificationData, QAData, describe, load_classification_data, load_qa_data
@@ -15,7 +17,7 @@ from distill.models.loading import ModelTask, load_model, load_tokenizer
 from distill.models.student import build_student, check_same_vocabulary
 from distill.profiling import parameter_count
 from distill.training.features import train_features
-from distill.training.trainer import TrainSummary
+from distill.training.trainer import TrainSummary, train
 
 
 def load_task_data(
@@ -94,6 +96,34 @@ def prepare_student(
     check_same_vocabulary(teacher_path, teacher_tokenizer, name, tokenizer)
     features, collator = train_features(data, teacher_tokenizer, config.data, for_distillation=for_distillation)
     return StudentSetup(data, task, student, tokenizer, name, features, collator)
+
+
+def train_student(
+    setup: StudentSetup,
+    training: TrainingConfig,
+    config: RunConfig,
+    directory: StageDirectory,
+    *,
+    callbacks: Sequence[TrainerCallback] = (),
+    show_progress: bool = False,
+    **options: Any,
+) -> TrainSummary:
+    """Train the stage's student on its features, checkpointing into the stage directory.
+
+    `options` go to `train` (trainer_class, trainer_kwargs, keep_extra_columns).
+    """
+    return train(
+        setup.student,
+        setup.features,
+        training,
+        checkpoint_dir=directory.checkpoints,
+        seed=config.seed,
+        callbacks=callbacks,
+        data_collator=setup.collator,
+        processing_class=setup.tokenizer,
+        show_progress=show_progress,
+        **options,
+    )
 
 
 def student_metrics(setup: StudentSetup, summary: TrainSummary) -> dict[str, Any]:

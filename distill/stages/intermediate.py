@@ -15,14 +15,13 @@ from distill.layer_map import resolve_layer_map
 from distill.models.loading import load_model, save_model
 from distill.models.student import num_layers
 from distill.profiling import parameter_count
-from distill.stages.common import prepare_student, student_metrics
+from distill.stages.common import prepare_student, student_metrics, train_student
 from distill.training.intermediate import (
     HiddenProjections,
     IntermediateDistillationTrainer,
     attach_projections,
     detach_projections,
 )
-from distill.training.trainer import train
 
 # Attention maps exist only in the eager implementation (SDPA and flash kernels never form them),
 # so both models use it in this stage alone; every other stage keeps the fast kernels.
@@ -58,17 +57,14 @@ def distill_intermediate_layers(
     )
     projections = HiddenProjections(pairs, student.config.hidden_size, teacher.config.hidden_size)
     attach_projections(student, projections)
-    summary = train(
-        student,
-        setup.features,
+    summary = train_student(
+        setup,
         settings.training,
-        checkpoint_dir=directory.checkpoints,
-        seed=config.seed,
+        config,
+        directory,
         callbacks=callbacks,
-        data_collator=setup.collator,
-        processing_class=setup.tokenizer,
-        trainer_class=IntermediateDistillationTrainer,
         show_progress=show_progress,
+        trainer_class=IntermediateDistillationTrainer,
         trainer_kwargs={
             "teacher_model": teacher,
             "pairs": pairs,

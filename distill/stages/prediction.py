@@ -18,10 +18,9 @@ from distill.artifacts import StageDirectory
 from distill.config import DistillStageConfig, RunConfig
 from distill.errors import DistillError
 from distill.models.loading import load_model, save_model
-from distill.stages.common import prepare_student, student_metrics
+from distill.stages.common import prepare_student, student_metrics, train_student
 from distill.training import teacher_logits as logits_cache
 from distill.training.distillation import PredictionDistillationTrainer
-from distill.training.trainer import train
 
 log = logging.getLogger("distill")
 
@@ -95,18 +94,15 @@ def distill_prediction_layer(
         del teacher  # the cached logits replace it: no second model in memory while training
     else:
         trainer_kwargs["teacher_model"] = teacher
-    summary = train(
-        setup.student,
-        features,
+    summary = train_student(
+        setup,
         settings.training,
-        checkpoint_dir=directory.checkpoints,
-        seed=config.seed,
+        config,
+        directory,
         callbacks=callbacks,
-        data_collator=setup.collator,
-        processing_class=setup.tokenizer,
+        show_progress=show_progress,
         trainer_class=PredictionDistillationTrainer,
         trainer_kwargs=trainer_kwargs,
-        show_progress=show_progress,
         keep_extra_columns=True,
     )
     save_model(setup.student, setup.tokenizer, directory.model_dir)
@@ -124,16 +120,8 @@ def train_baseline(
 ) -> dict[str, Any]:
     """The same student, data and schedule, trained on hard labels only: the no-distillation reference."""
     setup = prepare_student(config, stage, teacher_path)
-    summary = train(
-        setup.student,
-        setup.features,
-        stage.prediction_layer.training,
-        checkpoint_dir=directory.checkpoints,
-        seed=config.seed,
-        callbacks=callbacks,
-        data_collator=setup.collator,
-        processing_class=setup.tokenizer,
-        show_progress=show_progress,
+    summary = train_student(
+        setup, stage.prediction_layer.training, config, directory, callbacks=callbacks, show_progress=show_progress
     )
     save_model(setup.student, setup.tokenizer, directory.model_dir)
     return student_metrics(setup, summary)
