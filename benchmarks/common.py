@@ -1,0 +1,107 @@
+"""What every benchmark runner shares: the machine it ran on, quiet logging, and writing its results.
+
+A result is only worth publishing with the machine and versions it came from and the
+command that reproduces it; `write_results` puts all three next to the numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, memory, GPU and the versions that decide speed and numerics."""
+    cpu = "unknown"
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    memory_gb = None
+    try:
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))  # fmt: skip
+        memory_gb = round(kib / 2**20, 1)
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        **{name: _version(name) for name in ("torch", "transformers", "prefect", "datasets")},
+    }
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    """The machine in one markdown line."""
+    return (
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, GPU {m['gpu'] or 'none'}; "
+        f"Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, prefect {m['prefect']}."
+    )
+
+
+def quiet() -> None:
+    """Keep library chatter out of the benchmark's own table."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A first start on a fresh PREFECT_HOME migrates the database: ~21 s, past Prefect's 20 s default.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def run_chain(config: Any) -> dict[str, Any]:
+    """One `progressive_distillation` flow run: leaderboard rows by model, stages by name, wall time."""
+    import time
+
+    from flows.progressive import progressive_distillation
+
+    started = time.perf_counter()
+    outcome = progressive_distillation(config)
+    seconds = time.perf_counter() - started
+    stages = {stage["name"]: stage for stage in outcome["stages"]}
+    train_seconds = {name: stage["metrics"]["train_runtime_seconds"] for name, stage in stages.items()
+                     if stage["status"] == "completed" and "train_runtime_seconds" in stage["metrics"]}  # fmt: skip
+    rows = {row["model"]: row for row in outcome["leaderboard"]}
+    metric = "accuracy" if "accuracy" in next(iter(rows.values())) else "f1"
+    print(f"{config.name}: {seconds:.0f} s; " + ", ".join(f"{m} {r[metric]:.4f}" for m, r in rows.items()), flush=True)
+    return {"seconds": round(seconds, 1), "rows": rows, "train_seconds": train_seconds, "stages": stages}
+
+
+def write_results(report: dict[str, Any], markdown: str, output_dir: Path) -> tuple[Path, Path]:
+    """`<benchmark>-<profile>.json` and `.md` under `output_dir`."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{report['benchmark']}-{report['profile']}"
+    json_path, md_path = output_dir / f"{stem}.json", output_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text(markdown)
+    return json_path, md_path
