@@ -37,8 +37,11 @@ def machine() -> dict[str, Any]:
         pass
     memory_gb = None
     try:
-        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))  # fmt: skip
+        kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
         memory_gb = round(kib / 2**20, 1)
     except (OSError, StopIteration):
         pass
@@ -89,8 +92,11 @@ def run_chain(config: Any) -> dict[str, Any]:
     outcome = progressive_distillation(config)
     seconds = time.perf_counter() - started
     stages = {stage["name"]: stage for stage in outcome["stages"]}
-    train_seconds = {name: stage["metrics"]["train_runtime_seconds"] for name, stage in stages.items()
-                     if stage["status"] == "completed" and "train_runtime_seconds" in stage["metrics"]}  # fmt: skip
+    train_seconds = {
+        name: stage["metrics"]["train_runtime_seconds"]
+        for name, stage in stages.items()
+        if stage["status"] == "completed" and "train_runtime_seconds" in stage["metrics"]
+    }
     rows = {row["model"]: row for row in outcome["leaderboard"]}
     metric = "accuracy" if "accuracy" in next(iter(rows.values())) else "f1"
     print(f"{config.name}: {seconds:.0f} s; " + ", ".join(f"{m} {r[metric]:.4f}" for m, r in rows.items()), flush=True)

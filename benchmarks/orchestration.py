@@ -43,13 +43,22 @@ def small_config(profile: str, root: Path) -> Any:
     from distill.config import parse_config
 
     if profile == "quick":
-        data = {"train": "synthetic:sentiment", "eval": "synthetic:sentiment", "max_train_samples": 200,
-                "max_eval_samples": 80, "max_seq_length": 32}  # fmt: skip
+        data = {
+            "train": "synthetic:sentiment",
+            "eval": "synthetic:sentiment",
+            "max_train_samples": 200,
+            "max_eval_samples": 80,
+            "max_seq_length": 32,
+        }
         teacher, lr, layers = "tiny-bert", 2e-3, [0, 1]
     else:
         sst2 = Path(os.environ["DISTILL_DATA_DIR"]) / "sst2"
-        data = {"train": str(sst2 / "train.tsv.gz"), "eval": str(sst2 / "dev.tsv"), "max_train_samples": 2000,
-                "max_seq_length": 64}  # fmt: skip
+        data = {
+            "train": str(sst2 / "train.tsv.gz"),
+            "eval": str(sst2 / "dev.tsv"),
+            "max_train_samples": 2000,
+            "max_seq_length": 64,
+        }
         teacher, lr, layers = "minilm", 5e-5, [0, 1, 2]
     training = {"epochs": 1, "batch_size": 32, "learning_rate": lr, "save_steps": 50}
     return parse_config(
@@ -58,8 +67,14 @@ def small_config(profile: str, root: Path) -> Any:
             "artifact_root": str(root),
             "data": {"task": "classification", "labels": ["0", "1"], "sample_seed": 0, **data},
             "teacher": {"model": teacher, "training": training},
-            "stages": [{"name": "student", "student": {"layers": layers}, "baseline": True,
-                        "prediction_layer": {"training": training}}],  # fmt: skip
+            "stages": [
+                {
+                    "name": "student",
+                    "student": {"layers": layers},
+                    "baseline": True,
+                    "prediction_layer": {"training": training},
+                }
+            ],
             "evaluation": {"latency_samples": 20},
         },
         source="orchestration",
@@ -89,8 +104,12 @@ def run_direct(config: Any, root: Path) -> dict[str, float]:
     timed("finetune_teacher", lambda: teacher.finetune_teacher(config, teacher_dir))
     teacher_path = str(teacher_dir.model_dir)
     timed("evaluate_teacher", lambda: evaluate_model(config, teacher_path, directory("eval-teacher").path))
-    timed("distill_student", lambda: prediction.distill_prediction_layer(
-        config, stage, teacher_path, "direct", student_dir, logits_root=root / "logits"))  # fmt: skip
+    timed(
+        "distill_student",
+        lambda: prediction.distill_prediction_layer(
+            config, stage, teacher_path, "direct", student_dir, logits_root=root / "logits"
+        ),
+    )
     timed("evaluate_student", lambda: evaluate_model(config, str(student_dir.model_dir), directory("eval-s").path))
     timed("baseline_student", lambda: prediction.train_baseline(config, stage, teacher_path, baseline_dir))
     timed("evaluate_baseline", lambda: evaluate_model(config, str(baseline_dir.model_dir), directory("eval-b").path))
@@ -113,8 +132,23 @@ def cli_run(config_path: Path, artifacts: Path) -> tuple[float, list[str]]:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     env.pop("PREFECT_API_URL", None)  # a temporary server, as on a fresh machine
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "distill_cli.main", "run", str(config_path), "--artifacts",
-                           str(artifacts), "--summary-json", str(summary)], capture_output=True, text=True, env=env, cwd=ROOT)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distill_cli.main",
+            "run",
+            str(config_path),
+            "--artifacts",
+            str(artifacts),
+            "--summary-json",
+            str(summary),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     seconds = round(time.perf_counter() - started, 2)
     if done.returncode != 0:
         raise SystemExit(f"distill run {config_path} failed:\n{done.stderr[-3000:]}")
@@ -139,10 +173,14 @@ def run(profile: str, output_dir: Path, work: Path) -> dict[str, Any]:
     rerun_seconds, rerun_statuses = cli_run(quickstart, work / "quickstart")
     from distill.config import load_config
 
-    in_process, in_process_statuses = run_flow(load_config(quickstart).model_copy(
-        update={"artifact_root": str(work / "quickstart")}))  # fmt: skip
-    print(f"{quickstart.name}: filled in {fill_seconds:.0f} s; cached re-run {rerun_seconds:.1f} s (CLI), "
-          f"{in_process:.1f} s (in process, server up)", flush=True)  # fmt: skip
+    in_process, in_process_statuses = run_flow(
+        load_config(quickstart).model_copy(update={"artifact_root": str(work / "quickstart")})
+    )
+    print(
+        f"{quickstart.name}: filled in {fill_seconds:.0f} s; cached re-run {rerun_seconds:.1f} s (CLI), "
+        f"{in_process:.1f} s (in process, server up)",
+        flush=True,
+    )
     report = {
         "benchmark": "orchestration",
         "profile": profile,
@@ -177,33 +215,35 @@ def run(profile: str, output_dir: Path, work: Path) -> dict[str, Any]:
 def markdown(report: dict[str, Any]) -> str:
     r = report
     direct = ", ".join(f"{name} {seconds:.1f}" for name, seconds in r["direct_seconds"].items())
-    return "\n".join([
-        f"### Orchestration overhead and cached re-runs, profile `{r['profile']}` ({r['date']})",
-        "",
-        f"`{r['command']}`. {machine_line(r['machine'])}",
-        "",
-        "| measurement | seconds |",
-        "|---|---:|",
-        f"| one-stage chain, stage functions called directly ({direct}) | {r['direct_total_seconds']:.1f} |",
-        f"| the same through the flow, temporary server already up | {r['flow_warm_server_seconds']:.1f} |",
-        f"| the same through the flow, cold temporary server | {r['flow_cold_server_seconds']:.1f} |",
-        f"| orchestration overhead (flow, server up, minus direct) | {r['overhead_seconds']:.1f} "
-        f"({100 * r['overhead_share']:.1f}%) |",
-        f"| temporary server start (cold minus warm) | {r['server_start_seconds']:.1f} |",
-        f"| one-stage chain, fully cached re-run (in process) | {r['small_chain_cached_rerun_seconds']:.1f} |",
-        f"| `{r['quickstart_config']}` from scratch (`distill run`) | {r['quickstart_fill_seconds']:.1f} |",
-        f"| `{r['quickstart_config']}` fully cached re-run, `distill run` in a fresh process | "
-        f"{r['quickstart_cached_rerun_cli_seconds']:.1f} |",
-        f"| `{r['quickstart_config']}` fully cached re-run, in process, server up | "
-        f"{r['quickstart_cached_rerun_in_process_seconds']:.1f} |",
-        "",
-        f"Every stage Cached on the re-run: {r['quickstart_rerun_all_cached']}. Targets: overhead ≤ "
-        f"{100 * r['target']['overhead_share']:.0f}% + {r['target']['fixed_seconds']:.0f} s "
-        f"(**{'met' if r['target_met']['overhead'] else 'not met'}**); cached re-run ≤ "
-        f"{r['target']['cached_rerun_seconds']:.0f} s (**{'met' if r['target_met']['cached_rerun_cli'] else 'not met'}**"
-        " for `distill run` in a fresh process).",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"### Orchestration overhead and cached re-runs, profile `{r['profile']}` ({r['date']})",
+            "",
+            f"`{r['command']}`. {machine_line(r['machine'])}",
+            "",
+            "| measurement | seconds |",
+            "|---|---:|",
+            f"| one-stage chain, stage functions called directly ({direct}) | {r['direct_total_seconds']:.1f} |",
+            f"| the same through the flow, temporary server already up | {r['flow_warm_server_seconds']:.1f} |",
+            f"| the same through the flow, cold temporary server | {r['flow_cold_server_seconds']:.1f} |",
+            f"| orchestration overhead (flow, server up, minus direct) | {r['overhead_seconds']:.1f} "
+            f"({100 * r['overhead_share']:.1f}%) |",
+            f"| temporary server start (cold minus warm) | {r['server_start_seconds']:.1f} |",
+            f"| one-stage chain, fully cached re-run (in process) | {r['small_chain_cached_rerun_seconds']:.1f} |",
+            f"| `{r['quickstart_config']}` from scratch (`distill run`) | {r['quickstart_fill_seconds']:.1f} |",
+            f"| `{r['quickstart_config']}` fully cached re-run, `distill run` in a fresh process | "
+            f"{r['quickstart_cached_rerun_cli_seconds']:.1f} |",
+            f"| `{r['quickstart_config']}` fully cached re-run, in process, server up | "
+            f"{r['quickstart_cached_rerun_in_process_seconds']:.1f} |",
+            "",
+            f"Every stage Cached on the re-run: {r['quickstart_rerun_all_cached']}. Targets: overhead ≤ "
+            f"{100 * r['target']['overhead_share']:.0f}% + {r['target']['fixed_seconds']:.0f} s "
+            f"(**{'met' if r['target_met']['overhead'] else 'not met'}**); cached re-run ≤ "
+            f"{r['target']['cached_rerun_seconds']:.0f} s "
+            f"(**{'met' if r['target_met']['cached_rerun_cli'] else 'not met'}** for `distill run`, fresh process).",
+            "",
+        ]
+    )
 
 
 def main() -> None:

@@ -39,8 +39,10 @@ TRAIN_QUESTIONS = 400  # the first 400 of them (file order): what 2 CPU cores tr
 EVAL_ARTICLES = ["Force"]  # the last dev article: 377 questions, 175 of them unanswerable
 
 # The Haystack distillation guide (GPU scale, full SQuAD): F1 lift over the no-distillation student.
-HAYSTACK = {"prediction_layer_lift": "+1.0 to +3.2", "intermediate_layer_lift": "+5.1 (TinyBERT-6L 71.1 -> 76.2, "
-            "teacher 77.8)"}  # fmt: skip
+HAYSTACK = {
+    "prediction_layer_lift": "+1.0 to +3.2",
+    "intermediate_layer_lift": "+5.1 (TinyBERT-6L 71.1 -> 76.2, teacher 77.8)",
+}
 
 
 def _training(epochs: float, lr: float, batch: int) -> dict[str, Any]:
@@ -51,21 +53,38 @@ def build_config(profile: str, root: Path) -> Any:
     from distill.config import parse_config
 
     if profile == "quick":
-        data = {"train": "synthetic:qa", "eval": {"path": "synthetic:qa", "split": "validation"},
-                "max_seq_length": 96, "doc_stride": 32, "max_eval_samples": 40}  # fmt: skip
+        data = {
+            "train": "synthetic:qa",
+            "eval": {"path": "synthetic:qa", "split": "validation"},
+            "max_seq_length": 96,
+            "doc_stride": 32,
+            "max_eval_samples": 40,
+        }
         teacher = {"model": "tiny-bert", "training": {**_training(4, 2e-3, 16), "warmup_ratio": 0.0}}
         student_training = _training(2, 2e-3, 16)
         augmentation = {"method": "embedding", "factor": 1, "candidates": 5, "vectors": "glove-6b-50d"}
         l3_layers = [0, 2]
     else:
         squad = str(Path(os.environ["DISTILL_DATA_DIR"]) / "squad_v2" / "dev-v2.0.json.gz")
-        data = {"train": squad, "eval": squad, "train_articles": TRAIN_ARTICLES, "eval_articles": EVAL_ARTICLES,
-                "max_train_samples": TRAIN_QUESTIONS, "version_2_with_negative": True, "max_seq_length": 256,
-                "doc_stride": 96}  # fmt: skip
+        data = {
+            "train": squad,
+            "eval": squad,
+            "train_articles": TRAIN_ARTICLES,
+            "eval_articles": EVAL_ARTICLES,
+            "max_train_samples": TRAIN_QUESTIONS,
+            "version_2_with_negative": True,
+            "max_seq_length": 256,
+            "doc_stride": 96,
+        }
         teacher = {"model": "minilm", "training": _training(2, 1e-4, 16)}
         student_training = _training(1, 1e-4, 16)
-        augmentation = {"method": "embedding", "factor": 1, "replace_prob": 0.4, "candidates": 15,
-                        "vectors": "glove-6b-50d"}  # fmt: skip
+        augmentation = {
+            "method": "embedding",
+            "factor": 1,
+            "replace_prob": 0.4,
+            "candidates": 15,
+            "vectors": "glove-6b-50d",
+        }
         l3_layers = [0, 2, 4]
 
     def stage(name: str, layers: list[int]) -> dict[str, Any]:
@@ -100,10 +119,22 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
     config = build_config(profile, root)
     started = time.perf_counter()
     chain = run_chain(config)
-    columns = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "parameters",
-               "latency_p50_ms", "delta_vs_teacher", "lift_vs_baseline")  # fmt: skip
-    rows = {model: {c: row.get(c) for c in columns} | {"taught_by": row.get("taught_by")}
-            for model, row in chain["rows"].items()}  # fmt: skip
+    columns = (
+        "exact",
+        "f1",
+        "HasAns_exact",
+        "HasAns_f1",
+        "NoAns_exact",
+        "NoAns_f1",
+        "parameters",
+        "latency_p50_ms",
+        "delta_vs_teacher",
+        "lift_vs_baseline",
+    )
+    rows = {
+        model: {c: row.get(c) for c in columns} | {"taught_by": row.get("taught_by")}
+        for model, row in chain["rows"].items()
+    }
     stages = chain["stages"]
     augment = stages.get("augment_training_data", {}).get("metrics", {})
     report = {
@@ -119,8 +150,10 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
         "wall_seconds": round(time.perf_counter() - started, 1),
         "rows": rows,
         "train_seconds": chain["train_seconds"],
-        "augmentation": {k: augment.get(k) for k in ("examples_in", "examples_out", "answers_checked", "seconds")
-                         if k in augment} or augment,  # fmt: skip
+        "augmentation": {
+            k: augment.get(k) for k in ("examples_in", "examples_out", "answers_checked", "seconds") if k in augment
+        }
+        or augment,
         "stage_metrics": {name: stage["metrics"] for name, stage in stages.items()},
         "haystack_gpu_reference": HAYSTACK,
     }
@@ -157,10 +190,12 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Training per stage (seconds, optimizer steps): " + ", ".join(
+        "Training per stage (seconds, optimizer steps): "
+        + ", ".join(
             f"{name} {seconds:.0f} s / {report['stage_metrics'][name].get('train_steps')} steps"
             for name, seconds in report["train_seconds"].items()
-        ) + ".",
+        )
+        + ".",
         "",
         f"Reference (Haystack guide, GPU, full SQuAD): prediction-layer F1 lift {HAYSTACK['prediction_layer_lift']}, "
         f"with intermediate-layer {HAYSTACK['intermediate_layer_lift']}.",
@@ -173,8 +208,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=("quick", "full"), default="quick")
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument("--artifacts", type=Path, default=None,
-                        help="Artifact root (default: a temporary folder); reuse one to resume a crashed benchmark.")  # fmt: skip
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help="Artifact root (default: a temporary folder); reuse one to resume a crashed benchmark.",
+    )
     args = parser.parse_args()
     quiet()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -65,14 +65,35 @@ def _profiles(data_dir: str | None) -> dict[str, Profile]:
     return {
         # A 4-layer, 64-wide random BERT on generated sentences: checks the runner, not distillation.
         "quick": Profile(
-            "tiny-bert", "synthetic:sentiment", "synthetic:sentiment", 160, 32, (0,), 16,
-            teacher_lr=2e-3, l3_layers=[0, 1], l3_lr=2e-3, l1_epochs=2, l1_lr=2e-3, eval_rows=80,
+            "tiny-bert",
+            "synthetic:sentiment",
+            "synthetic:sentiment",
+            160,
+            32,
+            (0,),
+            16,
+            teacher_lr=2e-3,
+            l3_layers=[0, 1],
+            l3_lr=2e-3,
+            l1_epochs=2,
+            l1_lr=2e-3,
+            eval_rows=80,
         ),
         "full": Profile(
-            "minilm", str(sst2 / "train.tsv.gz"), str(sst2 / "dev.tsv"), 8000, 64, (0, 1, 2), 32,
-            teacher_lr=5e-5, l3_layers=[0, 1, 2], l3_lr=5e-5, l1_epochs=1, l1_lr=2e-4,
+            "minilm",
+            str(sst2 / "train.tsv.gz"),
+            str(sst2 / "dev.tsv"),
+            8000,
+            64,
+            (0, 1, 2),
+            32,
+            teacher_lr=5e-5,
+            l3_layers=[0, 1, 2],
+            l3_lr=5e-5,
+            l1_epochs=1,
+            l1_lr=2e-4,
         ),
-    }  # fmt: skip
+    }
 
 
 def _training(epochs: float, lr: float, batch: int, *, hf_defaults: bool = False) -> dict[str, Any]:
@@ -119,25 +140,44 @@ def _recipe_stages(profile: Profile) -> list[dict[str, Any]]:
             "prediction_layer": {**kd, "training": _training(1, profile.l3_lr, profile.batch_size)},
             "baseline": True,
         },
-        {"name": "l1", "teacher": "previous", "student": {"layers": [0]},
-         "prediction_layer": {**kd, "training": l1_training}},
+        {
+            "name": "l1",
+            "teacher": "previous",
+            "student": {"layers": [0]},
+            "prediction_layer": {**kd, "training": l1_training},
+        },
         # Layer 0 of the 6-layer teacher: the twin of both L1s, and the direct-distillation comparison.
-        {"name": "l1-direct", "teacher": "original", "student": {"layers": [0]},
-         "prediction_layer": {**kd, "training": l1_training}, "baseline": True},
-    ]  # fmt: skip
+        {
+            "name": "l1-direct",
+            "teacher": "original",
+            "student": {"layers": [0]},
+            "prediction_layer": {**kd, "training": l1_training},
+            "baseline": True,
+        },
+    ]
 
 
 def _txtai_stages(profile: Profile) -> list[dict[str, Any]]:
     """txtai's `distillation=(1.0, 1.0)`: T = 1, soft targets only, HF Trainer defaults, 1 epoch; L1 from L3."""
     kd = {"temperature": 1.0, "loss_weight": 1.0}
-    training = _training(1, 5e-5 if profile.teacher == "minilm" else profile.l3_lr, profile.batch_size,
-                         hf_defaults=True)  # fmt: skip
+    training = _training(
+        1, 5e-5 if profile.teacher == "minilm" else profile.l3_lr, profile.batch_size, hf_defaults=True
+    )
     return [
-        {"name": "l3", "student": {"layers": profile.l3_layers},
-         "prediction_layer": {**kd, "training": training}, "baseline": True},
-        {"name": "l1", "teacher": "previous", "student": {"layers": [0]},
-         "prediction_layer": {**kd, "training": training}, "baseline": True},
-    ]  # fmt: skip
+        {
+            "name": "l3",
+            "student": {"layers": profile.l3_layers},
+            "prediction_layer": {**kd, "training": training},
+            "baseline": True,
+        },
+        {
+            "name": "l1",
+            "teacher": "previous",
+            "student": {"layers": [0]},
+            "prediction_layer": {**kd, "training": training},
+            "baseline": True,
+        },
+    ]
 
 
 def run(profile_name: str, output_dir: Path, root: Path, seeds: list[int] | None = None) -> dict[str, Any]:
@@ -147,13 +187,15 @@ def run(profile_name: str, output_dir: Path, root: Path, seeds: list[int] | None
     if profile_name == "full" and not os.environ.get("DISTILL_DATA_DIR"):
         raise SystemExit("the full profile reads SST-2 from $DISTILL_DATA_DIR (see README, 'Data')")
     started = time.perf_counter()
-    teacher_training = _training(1 if profile.teacher == "minilm" else 6, profile.teacher_lr, profile.batch_size,
-                                 hf_defaults=True)  # fmt: skip
+    teacher_training = _training(
+        1 if profile.teacher == "minilm" else 6, profile.teacher_lr, profile.batch_size, hf_defaults=True
+    )
     recipe_runs: dict[int, dict[str, Any]] = {}
     teacher: dict[str, Any] = {"model": profile.teacher, "training": teacher_training}
     for seed in profile.seeds:
-        recipe_runs[seed] = run_chain(_config(profile, root, f"sst2-recipe-seed{seed}", seed, teacher,
-                                         _recipe_stages(profile)))  # fmt: skip
+        recipe_runs[seed] = run_chain(
+            _config(profile, root, f"sst2-recipe-seed{seed}", seed, teacher, _recipe_stages(profile))
+        )
         # Later seeds reuse the first seed's fine-tuned teacher as is: one teacher, students vary by seed.
         teacher_dir = Path(recipe_runs[seed]["stages"]["finetune_teacher"]["uri"]) / "model"
         teacher = {"model": str(teacher_dir), "finetuned": True}
@@ -196,8 +238,12 @@ def summarise_recipe(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
         if model in RECIPE_PAIRS:
             twin = RECIPE_PAIRS[model]
             lifts = [round(runs[s]["rows"][model]["accuracy"] - runs[s]["rows"][twin]["accuracy"], 4) for s in seeds]
-            entry.update(twin=twin, lift=dict(zip(seeds, lifts, strict=True)), lift_mean=round(statistics.fmean(lifts), 4),
-                         beats_twin_every_seed=all(lift > 0 for lift in lifts))  # fmt: skip
+            entry.update(
+                twin=twin,
+                lift=dict(zip(seeds, lifts, strict=True)),
+                lift_mean=round(statistics.fmean(lifts), 4),
+                beats_twin_every_seed=all(lift > 0 for lift in lifts),
+            )
         summary[model] = entry
     return summary
 
@@ -233,7 +279,8 @@ def markdown(report: dict[str, Any]) -> str:
         "**distill's recipe** (T = 2, w = 0.75; L3 1 epoch at "
         f"{s['l3_lr']:g}, L1 {s['l1_epochs']:g} epochs at {s['l1_lr']:g}); dev accuracy:",
         "",
-        "| model | parameters | " + " | ".join(f"seed {seed}" for seed in seeds)
+        "| model | parameters | "
+        + " | ".join(f"seed {seed}" for seed in seeds)
         + " | mean ± sd | lift over labels-only twin (per seed) | beats twin every seed |",
         "|---|---:|" + "---:|" * len(seeds) + "---:|---|---|",
     ]
@@ -243,8 +290,10 @@ def markdown(report: dict[str, Any]) -> str:
         if "lift" in entry:
             lift = f"{entry['lift_mean']:+.4f} ({', '.join(f'{v:+.4f}' for v in entry['lift'].values())})"
         beats = "" if "lift" not in entry else ("yes" if entry["beats_twin_every_seed"] else "**no**")
-        lines.append(f"| {LABELS.get(model, model)} | {entry['parameters'] / 1e6:.1f}M | {per_seed} | "
-                     f"{entry['mean']:.4f} ± {entry['sd']:.4f} | {lift} | {beats} |")  # fmt: skip
+        lines.append(
+            f"| {LABELS.get(model, model)} | {entry['parameters'] / 1e6:.1f}M | {per_seed} | "
+            f"{entry['mean']:.4f} ± {entry['sd']:.4f} | {lift} | {beats} |"
+        )
     txtai = report["txtai_setting"]
     lines += [
         "",
@@ -258,12 +307,18 @@ def markdown(report: dict[str, Any]) -> str:
     names = {"l1-baseline": "L1, labels only (layer 0 of the distilled L3)"}
     for model in ("teacher", "l3", "l3-baseline", "l1", "l1-baseline"):
         row = txtai[model]
-        lines.append(f"| {names.get(model, LABELS.get(model, model))} | {row['accuracy']:.4f} | "
-                     f"{row['txtai_measured'] if row['txtai_measured'] is not None else ''} |")  # fmt: skip
+        lines.append(
+            f"| {names.get(model, LABELS.get(model, model))} | {row['accuracy']:.4f} | "
+            f"{row['txtai_measured'] if row['txtai_measured'] is not None else ''} |"
+        )
     lifts = [(m, e["lift_mean"]) for m, e in recipe.items() if "lift" in e]
     met = all(recipe[m]["beats_twin_every_seed"] for m, _ in lifts)
-    lines += ["", f"Target (every distilled student beats its no-distillation twin, every seed): "
-              f"**{'met' if met else 'not met'}**.", ""]  # fmt: skip
+    lines += [
+        "",
+        f"Target (every distilled student beats its no-distillation twin, every seed): "
+        f"**{'met' if met else 'not met'}**.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -271,11 +326,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=("quick", "full"), default="quick")
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument("--artifacts", type=Path, default=None,
-                        help="Artifact root (default: a temporary folder); reuse one to resume a crashed benchmark.")  # fmt: skip
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="Student seeds (default: the profile's); several processes with different seeds on one "
-                        "--artifacts root fill it side by side, and a last run over all seeds reports from the cache.")  # fmt: skip
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help="Artifact root (default: a temporary folder); reuse one to resume a crashed benchmark.",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="Student seeds (default: the profile's); several processes with different seeds on one "
+        "--artifacts root fill it side by side, and a last run over all seeds reports from the cache.",
+    )
     args = parser.parse_args()
     quiet()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
