@@ -110,7 +110,8 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Input: {report['input']}; factor 4, replace_prob 0.4, 5 candidates; one process per row, timed end to end.",
         "",
-        "| method | wall (s) | augmented paragraphs/s | vs Haystack v1 | peak RSS (MB) | answers exact | words swapped |",
+        "| method | wall (s) | augmented paragraphs/s | vs Haystack v1 | peak RSS (MB) | answers exact "
+        "| words swapped |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in report["runs"].items():
