@@ -11,10 +11,24 @@ triggered with `prefect deployment run 'distill-config-file/<name>'`). Ctrl-C st
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from distill.config import load_config
+
+# Servers this project starts listen on the loopback interface only. Prefect's temporary API server
+# (used when PREFECT_API_URL is unset) binds 127.0.0.1 by itself; these make the rest explicit: the
+# runner's optional webserver under `serve` (PREFECT_RUNNER_SERVER_ENABLE; Prefect's default host,
+# 'localhost', is whatever the hosts file says) and Prefect's API server host, for any server a child
+# process starts from this environment.
+LOOPBACK_SETTINGS = {"PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_RUNNER_SERVER_HOST": "127.0.0.1"}
+
+
+def use_loopback() -> None:
+    """Default every server host setting to 127.0.0.1 (an explicit setting wins); call before importing Prefect."""
+    for name, value in LOOPBACK_SETTINGS.items():
+        os.environ.setdefault(name, value)
 
 
 def build_deployments(configs: list[str | Path], cron: str | None = None) -> list[Any]:
@@ -47,6 +61,7 @@ def main() -> None:
     parser.add_argument("configs", nargs="+", help="YAML run configs")
     parser.add_argument("--cron", help="schedule, e.g. '0 2 * * *' (UTC); none: run only when triggered")
     args = parser.parse_args()
+    use_loopback()
     serve_configs(args.configs, args.cron)
 
 

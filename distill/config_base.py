@@ -3,10 +3,22 @@ can define their models without importing the whole run config."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
+
+from distill.redact import redact
 
 
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_serializer(mode="wrap")
+    def _redact_json(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # JSON is the form that leaves the process: files (manifests, `distill validate`), Prefect's API
+        # and UI (flow parameters), logs. There secrets are "***" (distill.redact). Python-mode dumps keep
+        # the real values: data fingerprints hash them, so cache keys still tell two sources apart.
+        data = handler(self)
+        return redact(data) if info.mode_is_json() else data

@@ -1,21 +1,121 @@
-"""Checks run before any compute, so bad input fails in seconds with one line, not mid-flow."""
+"""Checks run before any compute, so bad input fails in seconds with one line, not mid-flow.
+
+Besides paths and data, the chain of models is checked from `config.json` files and
+tokenizers alone, without loading any weights: each student a stage would build (its
+depth and vocabulary), the layers it keeps and its layer map, against the teacher it
+learns from. A stage's teacher is the student of the stage before (or the run's teacher),
+so its shape is the one worked out for that student; the run's teacher, before it is
+fine-tuned, has its base model's architecture.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from distill.artifacts import check_writable, resolve_root
-from distill.config import RunConfig
-from distill.models.loading import load_tokenizer
+from distill.config import DistillStageConfig, RunConfig
+from distill.errors import ConfigError, ModelError
+from distill.layer_map import resolve_layer_map
+from distill.models.loading import check_weights, load_model_config, load_tokenizer
+from distill.models.student import check_same_vocabulary
 from distill.stages.common import load_task_data
+
+# The config attributes a fresh student is sized by (see distill.models.student.fresh_model).
+_FRESH_SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
 
 
 def preflight(config: RunConfig) -> None:
-    """Artifact root writable, data readable and valid, teacher (and augmentation resources) loadable."""
+    """Artifact root writable, data readable and valid, every model of the chain loadable and compatible."""
     check_writable(resolve_root(config.artifact_root))
-    load_task_data(config, need_train=not config.teacher.finetuned)
-    load_tokenizer(
-        config.teacher.model, revision=config.teacher.revision, trust_remote_code=config.teacher.trust_remote_code
-    )
+    # Distillation trains students on the training data even when the teacher needs no fine-tuning.
+    load_task_data(config, need_train=not config.teacher.finetuned or bool(config.stages))
+    check_chain(config)
     if config.augmentation is not None and config.stages:
         from distill.augment.runner import check_resources
 
         check_resources(config.augmentation)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the checks need to know of a model the run loads or builds, without its weights."""
+
+    label: str  # names it in messages: "model 'x'" or "the student of stage 'y'"
+    layers: int | None  # encoder depth; None when its config does not say (then depth checks are skipped)
+    vocabulary_of: str  # the model whose tokenizer it uses, hence the vocabulary it shares
+    config: Any  # its family's transformers config (a fresh student copies the teacher's)
+
+
+class _Chain:
+    """Loads each real model's config, tokenizer and weight headers once, and compares shapes."""
+
+    def __init__(self, trust_remote_code: bool) -> None:
+        self.trust_remote_code = trust_remote_code
+        self.tokenizers: dict[str, Any] = {}
+
+    def real_model(self, name: str, *, revision: str | None = None, allow_pickle_weights: bool = False) -> ModelShape:
+        check_weights(name, allow_pickle_weights=allow_pickle_weights)
+        model_config = load_model_config(name, revision=revision, trust_remote_code=self.trust_remote_code)
+        self.tokenizer(name, revision)
+        return ModelShape(f"model '{name}'", getattr(model_config, "num_hidden_layers", None), name, model_config)
+
+    def tokenizer(self, name: str, revision: str | None = None) -> Any:
+        if name not in self.tokenizers:
+            self.tokenizers[name] = load_tokenizer(name, revision=revision, trust_remote_code=self.trust_remote_code)
+        return self.tokenizers[name]
+
+    def student(self, stage: DistillStageConfig, teacher: ModelShape) -> ModelShape:
+        """The shape of the student `stage.student` builds (see distill.models.student.build_student)."""
+        spec, where = stage.student, f"stage '{stage.name}'"
+        label = f"the student of stage '{stage.name}'"
+        if spec.model is not None:
+            return self.real_model(spec.model)
+        if spec.fresh is not None:
+            missing = [name for name in _FRESH_SIZES if not hasattr(teacher.config, name)]
+            if missing:
+                raise ModelError(
+                    f"{where}: student.fresh: {teacher.label} has no {missing[0]} in its config, "
+                    "so a fresh student cannot be sized"
+                )
+            return ModelShape(label, spec.fresh.num_layers, teacher.vocabulary_of, teacher.config)
+        layers = list(spec.layers or [])
+        source = self.real_model(spec.source) if spec.source is not None else teacher
+        if source.layers is not None:
+            out_of_range = [index for index in layers if index >= source.layers]
+            if out_of_range:
+                raise ModelError(
+                    f"{where}: student.layers {layers}: {source.label} has {source.layers} "
+                    f"layer{'s' if source.layers != 1 else ''} (0..{source.layers - 1}), so {out_of_range} cannot be kept"
+                )
+        return ModelShape(label, len(layers), source.vocabulary_of, source.config)
+
+    def same_vocabulary(self, teacher: ModelShape, student: ModelShape) -> None:
+        if teacher.vocabulary_of != student.vocabulary_of:
+            check_same_vocabulary(
+                teacher.vocabulary_of,
+                self.tokenizer(teacher.vocabulary_of),
+                student.vocabulary_of,
+                self.tokenizer(student.vocabulary_of),
+            )
+
+
+def check_chain(config: RunConfig) -> None:
+    """Every stage's student can be built from its teacher, shares its vocabulary and fits its layer map."""
+    chain = _Chain(config.teacher.trust_remote_code)
+    teacher = config.teacher
+    run_teacher = chain.real_model(
+        teacher.model, revision=teacher.revision, allow_pickle_weights=teacher.allow_pickle_weights
+    )
+    previous = run_teacher
+    for stage in config.stages:
+        stage_teacher = previous if stage.teacher == "previous" else run_teacher
+        student = chain.student(stage, stage_teacher)
+        chain.same_vocabulary(stage_teacher, student)
+        intermediate = stage.intermediate_layer
+        if intermediate is not None and student.layers is not None and stage_teacher.layers is not None:
+            try:
+                resolve_layer_map(intermediate.layer_map, student.layers, stage_teacher.layers)
+            except ConfigError as exc:
+                raise ConfigError(f"stage '{stage.name}': intermediate_layer.{exc}") from None
+        previous = student

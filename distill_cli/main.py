@@ -294,9 +294,10 @@ def serve(
 
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="YAML run config.")]) -> None:
-    """Check a run config and print it fully resolved (defaults filled in, ${VAR}s expanded)."""
+    """Check a run config and print it fully resolved (defaults filled in, ${VAR}s expanded, secrets as ***)."""
     from distill.config import load_config
 
+    # JSON dumps of a config redact secrets (distill.config_base): what is printed is safe to share.
     _print_json(load_config(config).model_dump(mode="json"))
 
 
@@ -310,25 +311,28 @@ def run(
     summary_json: Annotated[Path | None, typer.Option(help="Write a JSON summary of every stage here.")] = None,
 ) -> None:
     """Run the distillation workflow described by CONFIG as a Prefect flow (cached, resumable, monitored)."""
-    _quiet_libraries()
     from distill.config import load_config
-    from distill.preflight import preflight
 
+    # The config first: a typo fails in a moment, before torch and transformers are imported.
     run_config = load_config(config)
     if artifacts is not None:
         run_config = run_config.model_copy(update={"artifact_root": str(artifacts)})
+    _quiet_libraries()
+    from distill.preflight import preflight
+
+    # Bad data, models or paths fail here in a second (before Prefect is even imported), not minutes into the flow.
+    preflight(run_config)
     from flows.progressive import STAGE_NAMES, progressive_distillation
 
     unknown = sorted(set(refresh or []) - set(STAGE_NAMES))
     if unknown:
         raise DistillError(f"--refresh: unknown stage {unknown[0]!r} (stages: {', '.join(STAGE_NAMES)})")
-    # Bad data, models or paths fail here in a second, not minutes into the flow.
-    preflight(run_config)
     outcome = progressive_distillation(run_config, refresh=list(refresh or []))
     if summary_json is not None:
         from distill.io import atomic_write_json
+        from distill.redact import redact
 
-        atomic_write_json(summary_json, {"run": run_config.name, **outcome})
+        atomic_write_json(summary_json, redact({"run": run_config.name, **outcome}))
     _print_outcome(outcome)
 
 
@@ -361,14 +365,23 @@ def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     # Offline machines: Prefect's telemetry would log failures (and provoke 'database is locked' noise).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The first temporary server on a fresh PREFECT_HOME migrates its database (~21 s on 2 cores),
+    # past Prefect's 20 s default: a first `distill run` on a new machine would fail for nothing.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     # Core messages (e.g. "resuming from checkpoint ...") go to the task run logs in the UI too.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "distill")
+    from deployments.serve import use_loopback
+    from distill.redact import install_log_redaction, redact_text
+
+    use_loopback()  # before Prefect is imported: its settings are read once
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("distill").setLevel(logging.INFO)
+    install_log_redaction(*logging.getLogger().handlers)
     try:
         app()
     except DistillError as exc:
-        typer.echo(f"distill: error: {exc}", err=True)
+        # Messages quote the bad value, which may be a URL with credentials in it.
+        typer.echo(f"distill: error: {redact_text(' '.join(str(exc).splitlines()))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("distill: interrupted", err=True)

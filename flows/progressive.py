@@ -27,6 +27,7 @@ from prefect.runtime import flow_run
 from distill.artifacts import StageResult, check_writable, resolve_root
 from distill.config import RunConfig, load_config
 from distill.preflight import preflight
+from distill.redact import install_log_redaction
 from distill.report import Entry
 from tasks.augment import AUGMENT, augment_training_data
 from tasks.compute import ensure_gpu_limit, gpu_present
@@ -42,6 +43,9 @@ from tasks.evaluate import EVALUATE, evaluate_model
 from tasks.report import report
 from tasks.stage import StageSpec, bind
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher, use_finetuned_teacher
+
+# Flow runs started by a worker or `distill serve` import this module first: their log lines are redacted too.
+install_log_redaction()
 
 # Stage names accepted by `refresh` (and `distill run --refresh`).
 STAGE_NAMES = (

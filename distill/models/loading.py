@@ -89,8 +89,20 @@ _AUTO_CLASSES = {
 }
 
 
+_WARNED_REMOTE_CODE: set[str] = set()
+
+
+def _warn_remote_code(ref: ModelRef) -> None:
+    # Once per model and process: the tokenizer, config and weights of one model are loaded separately.
+    if ref.name not in _WARNED_REMOTE_CODE:
+        _WARNED_REMOTE_CODE.add(ref.name)
+        log.warning("trust_remote_code is on for model '%s': code shipped with the checkpoint will run", ref.name)
+
+
 def _from_pretrained(loader: Any, ref: ModelRef, what: str, **kwargs: Any) -> Any:
     """Local folder, then the HF cache, then (only when reachable) the hub; one clear error otherwise."""
+    if kwargs.get("trust_remote_code"):
+        _warn_remote_code(ref)
     try:
         if ref.local:
             return loader.from_pretrained(ref.location, **kwargs)
@@ -138,8 +150,6 @@ def load_model(
     import transformers
 
     ref = resolve_model(name)
-    if trust_remote_code:
-        log.warning("trust_remote_code is on for model '%s': code shipped with the checkpoint will run", name)
     kwargs: dict[str, Any] = {
         "revision": revision,
         "trust_remote_code": trust_remote_code,
@@ -156,11 +166,7 @@ def load_model(
         )
     elif num_labels is not None and task == "classification":
         kwargs["num_labels"] = num_labels
-    if ref.local and not allow_pickle_weights and not _has_safetensors(Path(ref.location)):
-        raise ModelError(
-            f"model '{name}': no .safetensors weights in {ref.location} "
-            "(pickle weights load only with allow_pickle_weights: true, since they can run code)"
-        )
+    check_weights(name, allow_pickle_weights=allow_pickle_weights)
     loader = getattr(transformers, _AUTO_CLASSES[task])
     try:
         model, info = _from_pretrained(loader, ref, f"a {task} model", **kwargs)
@@ -204,12 +210,49 @@ def _has_safetensors(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file()
 
 
-def model_task(name: str) -> ModelTask | None:
-    """The task a saved model's head was built for, from its config's architectures (None if unknown)."""
+def check_weights(name: str, *, allow_pickle_weights: bool = False) -> None:
+    """A local model's weights are safetensors (unless pickle is allowed) and every file is whole.
+
+    Reads only the headers (safetensors checks that the data covers the file exactly), so a
+    truncated download fails in milliseconds, before any compute. Hub models are checked by
+    the hub client when they are fetched.
+    """
+    ref = resolve_model(name)
+    if not ref.local:
+        return
+    folder = Path(ref.location)
+    if not _has_safetensors(folder):
+        if not allow_pickle_weights:
+            raise ModelError(
+                f"model '{name}': no .safetensors weights in {ref.location} "
+                "(pickle weights load only with allow_pickle_weights: true, since they can run code)"
+            )
+        return
+    from safetensors import safe_open
+
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except Exception as exc:  # SafetensorError, OSError: truncated, empty or not safetensors at all
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"model '{name}': cannot load weights file {file.name}: damaged or truncated ({message})"
+            ) from None
+
+
+def load_model_config(name: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    """A model's `config.json` as a transformers config: its architecture without loading any weights."""
     from transformers import AutoConfig
 
-    ref = resolve_model(name)
-    config = _from_pretrained(AutoConfig, ref, "config")
+    return _from_pretrained(
+        AutoConfig, resolve_model(name), "config", revision=revision, trust_remote_code=trust_remote_code
+    )
+
+
+def model_task(name: str) -> ModelTask | None:
+    """The task a saved model's head was built for, from its config's architectures (None if unknown)."""
+    config = load_model_config(name)
     for architecture in getattr(config, "architectures", None) or []:
         if architecture.endswith("ForQuestionAnswering"):
             return "qa"

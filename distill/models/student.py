@@ -13,7 +13,7 @@ import torch
 
 from distill.config import FreshStudentConfig, StudentConfig
 from distill.errors import ModelError
-from distill.models.loading import ModelTask, load_model, load_tokenizer, resolve_model
+from distill.models.loading import ModelTask, load_model, load_model_config, load_tokenizer
 
 # Where encoder layers live, by architecture family: (container attribute path, list attribute).
 _LAYER_PATHS = (("encoder", "layer"), ("transformer", "layer"), ("encoder", "layers"), ("", "layers"))
@@ -67,9 +67,7 @@ def fresh_model(
     """A randomly initialised model of the teacher's family and vocabulary, at the requested size."""
     import transformers
 
-    config = transformers.AutoConfig.from_pretrained(
-        resolve_model(teacher).location, trust_remote_code=trust_remote_code
-    )
+    config = load_model_config(teacher, trust_remote_code=trust_remote_code)
     sizes = {
         "num_hidden_layers": spec.num_layers,
         "hidden_size": spec.hidden_size,
