@@ -27,12 +27,13 @@ Writes `benchmarks/results/sst2_chain-<profile>.json` and `.md`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -180,41 +181,56 @@ def _txtai_stages(profile: Profile) -> list[dict[str, Any]]:
     ]
 
 
-def run(profile_name: str, output_dir: Path, root: Path, seeds: list[int] | None = None) -> dict[str, Any]:
+def run(
+    profile_name: str,
+    root: Path,
+    *,
+    seeds: list[int] | None = None,
+    teacher_dir: Path | None = None,
+    parts: tuple[str, ...] = ("recipe", "txtai"),
+) -> dict[str, Any]:
+    """The flow runs of `parts`; their results under `runs` (see `report_of`)."""
     profile = _profiles(os.environ.get("DISTILL_DATA_DIR"))[profile_name]
-    if seeds:  # the teacher is trained under the first seed; later ones reuse it
-        profile = replace(profile, seeds=tuple(seeds))
     if profile_name == "full" and not os.environ.get("DISTILL_DATA_DIR"):
         raise SystemExit("the full profile reads SST-2 from $DISTILL_DATA_DIR (see README, 'Data')")
-    started = time.perf_counter()
     teacher_training = _training(
         1 if profile.teacher == "minilm" else 6, profile.teacher_lr, profile.batch_size, hf_defaults=True
     )
-    recipe_runs: dict[int, dict[str, Any]] = {}
     teacher: dict[str, Any] = {"model": profile.teacher, "training": teacher_training}
-    for seed in profile.seeds:
-        recipe_runs[seed] = run_chain(
+    if teacher_dir is not None:
+        teacher = {"model": str(teacher_dir), "finetuned": True}
+    runs: dict[str, dict[str, Any]] = {}
+    for seed in (seeds or profile.seeds) if "recipe" in parts else ():
+        runs[f"recipe-seed{seed}"] = chain = run_chain(
             _config(profile, root, f"sst2-recipe-seed{seed}", seed, teacher, _recipe_stages(profile))
         )
-        # Later seeds reuse the first seed's fine-tuned teacher as is: one teacher, students vary by seed.
-        teacher_dir = Path(recipe_runs[seed]["stages"]["finetune_teacher"]["uri"]) / "model"
-        teacher = {"model": str(teacher_dir), "finetuned": True}
-    txtai_run = run_chain(_config(profile, root, "sst2-txtai-setting", 42, teacher, _txtai_stages(profile)))
+        if not teacher.get("finetuned"):  # later seeds reuse the fine-tuned teacher as is: students vary by seed
+            teacher = {"model": str(Path(chain["stages"]["finetune_teacher"]["uri"]) / "model"), "finetuned": True}
+    if "txtai" in parts:
+        runs["txtai-setting"] = run_chain(
+            _config(profile, root, "sst2-txtai-setting", 42, teacher, _txtai_stages(profile))
+        )
+    return {"profile": profile_name, "settings": asdict(profile), "runs": runs}
 
-    report = {
+
+def report_of(parts: list[dict[str, Any]], wall_seconds: float) -> dict[str, Any]:
+    """One report from the runs of one or more processes (`--merge`): per-seed accuracies, lifts, txtai rows."""
+    runs = {name: run for part in parts for name, run in part["runs"].items()}
+    recipe = {int(name.removeprefix("recipe-seed")): run for name, run in runs.items() if name.startswith("recipe")}
+    settings = parts[0]["settings"] | {"seeds": sorted(recipe)}
+    profile = parts[0]["profile"]
+    return {
         "benchmark": "sst2_chain",
-        "profile": profile_name,
+        "profile": profile,
         "date": today(),
-        "command": f"DISTILL_DATA_DIR=../shared/data python benchmarks/sst2_chain.py --profile {profile_name}",
-        "settings": asdict(profile),
+        "command": f"DISTILL_DATA_DIR=../shared/data python benchmarks/sst2_chain.py --profile {profile}",
+        "settings": settings,
         "machine": machine(),
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "recipe": summarise_recipe(recipe_runs),
-        "txtai_setting": summarise_txtai(txtai_run),
-        "runs": {f"recipe-seed{seed}": r for seed, r in recipe_runs.items()} | {"txtai-setting": txtai_run},
+        "wall_seconds": round(wall_seconds, 1),
+        "recipe": summarise_recipe(dict(sorted(recipe.items()))),
+        "txtai_setting": summarise_txtai(runs["txtai-setting"]),
+        "runs": runs,
     }
-    write_results(report, markdown(report), output_dir)
-    return report
 
 
 # Each distilled model and the no-distillation twin it is judged against.
@@ -322,6 +338,19 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _read_part(item: str, profile: str) -> dict[str, Any]:
+    """A `.part.json` of an earlier process, or `RUN=<report dir>/leaderboard.csv` of one flow run."""
+    if "=" not in item:
+        return json.loads(Path(item).read_text())
+    import pandas as pd
+
+    name, path = item.split("=", 1)
+    table = pd.read_csv(path).astype(object).where(lambda frame: frame.notna(), None)
+    rows = {row["model"]: row for row in table.to_dict(orient="records")}
+    settings = asdict(_profiles(os.environ.get("DISTILL_DATA_DIR"))[profile])
+    return {"profile": profile, "settings": settings, "runs": {name: {"rows": rows, "train_seconds": {}}}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=("quick", "full"), default="quick")
@@ -340,12 +369,36 @@ def main() -> None:
         help="Student seeds (default: the profile's); several processes with different seeds on one "
         "--artifacts root fill it side by side, and a last run over all seeds reports from the cache.",
     )
+    parser.add_argument("--teacher", type=Path, default=None, help="A fine-tuned teacher folder to reuse as is.")
+    parser.add_argument("--part", choices=("recipe", "txtai"), action="append", help="Run only these parts.")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        help="Report from earlier processes instead of running: their .part.json files, or RUN=leaderboard.csv "
+        "(RUN: recipe-seed<N> or txtai-setting) for a flow run's report.",
+    )
     args = parser.parse_args()
     quiet()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    root = args.artifacts or Path(tempfile.mkdtemp(prefix="distill-sst2-chain-"))
-    report = run(args.profile, args.output_dir, root, args.seeds)
+    started = time.perf_counter()
+    if args.merge:
+        parts = [_read_part(item, args.profile) for item in args.merge]
+        wall = sum(part.get("wall_seconds", 0.0) for part in parts)
+    else:
+        root = args.artifacts or Path(tempfile.mkdtemp(prefix="distill-sst2-chain-"))
+        parts = [run(args.profile, root, seeds=args.seeds, teacher_dir=args.teacher,
+                     parts=tuple(args.part or ("recipe", "txtai")))]  # fmt: skip
+        wall = time.perf_counter() - started
+    if args.part and not args.merge:  # a share of the work: keep its runs for a later --merge
+        parts[0]["wall_seconds"] = round(wall, 1)
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"sst2_chain-{args.profile}-{'-'.join(args.part)}-{'-'.join(map(str, args.seeds or []))}"
+        (args.output_dir / f"{stem}.part.json").write_text(json.dumps(parts[0], indent=2) + "\n")
+        return
+    report = report_of(parts, wall)
+    write_results(report, markdown(report), args.output_dir)
     print(markdown(report))
 
 
