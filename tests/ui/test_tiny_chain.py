@@ -1,21 +1,31 @@
-"""configs/tiny.yaml as users run it: augmentation, two chained stages with baselines, report and export."""
+"""configs/tiny.yaml as users run it: augmentation, two chained stages with baselines, report and export.
+
+The run is the session's one `distill run` against a real `prefect server start` (conftest.py),
+which test_flow_run_page.py also opens in a browser.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+from prefect.logging.handlers import APILogWorker
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
 from distill.report import COST_COLUMNS
 from distill.report_files import FINAL_STUDENT, LEADERBOARD_CSV, LOSS_PLOT, METRIC_PLOT, REPORT_MD
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import tiny_config
+from tests.ui.conftest import TEST_TIMEOUT_S, TinyChainRun
 
+pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 MODELS = ["teacher", "tiny-small", "tiny-small-baseline", "tiny-smaller", "tiny-smaller-baseline"]
 
 
-def test_tiny_chain_report_export_and_stage_two_only_rerun(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path / "artifacts")
-    outcome = progressive_distillation(config)
+def test_tiny_chain_report_export_and_stage_two_only_rerun(tiny_chain_run: TinyChainRun) -> None:
+    config = tiny_config(tiny_chain_run.artifact_root)
+    outcome = tiny_chain_run.summary
     stages = {s["name"]: s for s in outcome["stages"]}
     assert all(s["status"] == "completed" for s in stages.values())
 
@@ -66,7 +76,9 @@ def test_tiny_chain_report_export_and_stage_two_only_rerun(tmp_path: Path) -> No
     )
     faster = config.augmentation.model_copy(update={"workers": 2})
     changed = config.model_copy(update={"stages": [config.stages[0], second], "augmentation": faster})
-    rerun = {s["name"]: s["status"] for s in progressive_distillation(changed)["stages"]}
+    with temporary_settings(updates={PREFECT_API_URL: tiny_chain_run.server.api_url}):
+        rerun = {s["name"]: s["status"] for s in progressive_distillation(changed)["stages"]}
+        APILogWorker.drain_all()  # its last log lines reach the server before the session stops it
     assert {name for name, status in rerun.items() if status == "completed"} == {
         "distill_tiny-smaller",
         "evaluate_tiny-smaller",
