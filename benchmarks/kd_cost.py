@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -29,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import transformers
+from common import machine
 from transformers import DataCollatorWithPadding, set_seed
 
 from distill.config import ClassificationDataConfig, DataSource, PredictionTrainingConfig, StudentConfig
@@ -89,27 +88,6 @@ def load_data(profile: str, settings: Profile) -> tuple[ClassificationDataset, C
     train_set = read_classification(DataSource(path=f"{data_dir}/sst2/train.tsv.gz"))
     dev_set = read_classification(DataSource(path=f"{data_dir}/sst2/dev.tsv"))
     return sample_rows(train_set, settings.train_rows, 0), sample_rows(dev_set, settings.eval_rows, None)
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
 
 
 def run(profile: str, output_dir: Path) -> dict[str, Any]:

@@ -86,7 +86,8 @@ class _Chain:
             if out_of_range:
                 raise ModelError(
                     f"{where}: student.layers {layers}: {source.label} has {source.layers} "
-                    f"layer{'s' if source.layers != 1 else ''} (0..{source.layers - 1}), so {out_of_range} cannot be kept"
+                    f"layer{'s' if source.layers != 1 else ''} (0..{source.layers - 1}), "
+                    f"so {out_of_range} cannot be kept"
                 )
         return ModelShape(label, len(layers), source.vocabulary_of, source.config)
 
