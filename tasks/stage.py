@@ -13,7 +13,6 @@ the stage recomputes (resuming from its checkpoints if it had any).
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,10 +97,13 @@ def _cache_key_fn(spec: StageSpec, key_storage: Path, locks: FlockLockManager) -
             key = stage_key(spec, config, upstream, extra)
         record = key_storage / key
         if record.exists() and not locks.is_locked(key):
-            check = StageDirectory(resolve_root(config.artifact_root), spec.name, key).verify()
+            directory = StageDirectory(resolve_root(config.artifact_root), spec.name, key)
+            check = directory.verify()
             if not check.ok:
-                logging.getLogger("distill").warning(
-                    "%s: cached result is not usable (%s); recomputing", spec.name, check.reason
+                # The task run's own logger: the reason reaches the run's logs in the UI, whatever the
+                # process's logging setup (a deployment's worker does not forward the `distill` logger).
+                get_run_logger(context).warning(
+                    "%s: cached result %s is not usable (%s); recomputing", spec.name, directory.path, check.reason
                 )
                 record.unlink(missing_ok=True)
         return key
@@ -176,10 +178,14 @@ def _run_stage(
         # An explicit refresh means recompute from scratch: no reuse, no resume.
         logger.info("%s: refresh requested; discarding %s", spec.name, directory.path)
         shutil.rmtree(directory.path, ignore_errors=True)
-    elif directory.verify().ok:
-        # The cache record was lost (e.g. _prefect/ deleted) but the artifacts are intact: no recompute.
-        logger.info("%s: complete output found at %s; reusing it", spec.name, directory.path)
-        return directory.result()
+    else:
+        check = directory.verify()
+        if check.ok:
+            # The cache record was lost (e.g. _prefect/ deleted) but the artifacts are intact: no recompute.
+            logger.info("%s: complete output found at %s; reusing it", spec.name, directory.path)
+            return directory.result()
+        if directory.path.is_dir():  # e.g. a run killed while training or writing: say why it is redone
+            logger.info("%s: %s is not usable (%s); recomputing", spec.name, directory.path, check.reason)
     directory.prepare()
     logger.info("%s: computing into %s", spec.name, directory.path)
     metrics = body(directory)

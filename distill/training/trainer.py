@@ -21,7 +21,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from distill.artifacts import LOSS_CURVE
 from distill.config import TrainingConfig
 from distill.io import atomic_write_json
-from distill.training.checkpoints import latest_valid_checkpoint
+from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint, mean_loss_of_resumed_run
 
 log = logging.getLogger("distill")
 
@@ -44,6 +44,19 @@ class TrainSummary:
             "train_samples": self.train_samples,
             "resumed_from": self.resumed_from,
         }
+
+
+class LogAtCheckpoints(TrainerCallback):
+    """Log the loss at every checkpoint (the last step included), not only every `logging_steps`.
+
+    A checkpoint's log history then accounts for every step before it, so a run resumed from it can
+    report the mean loss of the whole run (see `mean_loss_of_resumed_run`), as an uninterrupted run does.
+    """
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if control.should_save:  # set by the Trainer's own flow callback, which runs first
+            control.should_log = True
+        return control
 
 
 def training_arguments(
@@ -107,7 +120,7 @@ def train(
         train_dataset=train_dataset,
         data_collator=data_collator,
         processing_class=processing_class,
-        callbacks=list(callbacks),
+        callbacks=[LogAtCheckpoints(), *callbacks],
         **(trainer_kwargs or {}),
     )
     # Every loss here is a mean over its micro-batch; one scaling rule for gradient accumulation in every
@@ -123,6 +136,8 @@ def train(
     curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
     atomic_write_json(Path(checkpoint_dir).parent / LOSS_CURVE, curve, indent=None)
     loss = float(output.training_loss)
+    if resume is not None:  # the Trainer averages only the steps since the resume; report the whole run's mean
+        loss = mean_loss_of_resumed_run(trainer.state.log_history, checkpoint_step(resume), output.global_step, loss)
     return TrainSummary(
         train_loss=loss if math.isfinite(loss) else float("nan"),
         global_step=int(output.global_step),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -32,25 +33,31 @@ def tiny_one_stage(artifact_root: Path) -> RunConfig:
     return config.model_copy(update={"stages": config.stages[:1], "augmentation": None})
 
 
-def write_tiny_variant(path: Path, artifact_root: Path, **training: object) -> Path:
-    """tiny_one_stage as a YAML file, with another artifact root and teacher training overrides, for subprocesses."""
+def write_tiny_variant(path: Path, artifact_root: Path, *, stages: int = 1, **training: object) -> Path:
+    """tiny_one_stage as a YAML file, with another artifact root, its first `stages` stages (0: teacher and its
+    evaluation only) and teacher training overrides, for subprocesses."""
     raw = yaml.safe_load(TINY.read_text())
     raw["artifact_root"] = str(artifact_root)
-    raw["stages"] = raw["stages"][:1]
+    raw["stages"] = raw["stages"][:stages]
     raw.pop("augmentation")
     raw["teacher"]["training"].update(training)
     path.write_text(yaml.safe_dump(raw))
     return path
 
 
-def start_run(config: Path, api_url: str, *args: str) -> subprocess.Popen[str]:
-    """`distill run` in its own process, reporting to the harness server."""
+def start_run(config: Path, api_url: str, *args: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """`distill run` in its own process, reporting to the harness server.
+
+    Its output goes to a pipe (read it with `communicate`), or to `log`: a file never fills up and blocks
+    the run while the test is busy with something else, e.g. waiting for a checkpoint.
+    """
     env = dict(os.environ, PREFECT_API_URL=api_url, HF_HUB_OFFLINE="1")
-    return subprocess.Popen(
-        [sys.executable, "-m", "distill_cli.main", "run", str(config), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-    )
+    with open(log, "w") if log is not None else nullcontext(subprocess.PIPE) as stdout:
+        return subprocess.Popen(
+            [sys.executable, "-m", "distill_cli.main", "run", str(config), *args],
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+        )
