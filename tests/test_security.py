@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -21,6 +20,7 @@ from distill.errors import ModelError
 from distill.models import loading
 from distill.preflight import preflight
 from distill_cli.main import main
+from tests.cli.in_process import cli
 
 SECRETS = ("hunter2", "s3cr3t-token")
 
@@ -37,20 +37,6 @@ def run_config(teacher: Path | str, **teacher_options: Any) -> dict[str, Any]:
         "teacher": {"model": str(teacher), **teacher_options},
         "stages": [{"name": "small", "student": {"layers": [0]}}],
     }
-
-
-def cli(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[Any, str, str]:
-    """`distill ARGV` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["distill", *argv])
-    capsys.readouterr()
-    level = logging.getLogger("distill").level
-    try:
-        with mock.patch.dict(os.environ), pytest.raises(SystemExit) as exited:  # main() sets env defaults
-            main()
-    finally:
-        logging.getLogger("distill").setLevel(level)  # and the distill logger's level
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 # --------------------------------------------------------------------------- (a) trust_remote_code

@@ -9,7 +9,6 @@ also runs as a real process, for the true exit code and stderr.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -19,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import torch
@@ -29,7 +27,7 @@ from distill.config import load_config
 from distill.models.tiny import build_tiny_bert
 from distill.preflight import preflight
 from distill.synthetic import synthetic_sentiment, synthetic_squad
-from distill_cli.main import main
+from tests.cli.in_process import cli
 
 # --------------------------------------------------------------------------- inputs
 
@@ -354,8 +352,10 @@ def _fill(value: Any, names: dict[str, str]) -> Any:
     return value.format(**names) if isinstance(value, str) else value
 
 
-def run_in_process(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> int:
-    """`distill ARGV` through the console entry point, in this process; returns the exit code."""
+def run_in_process(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[Any, str, str]:
+    """`distill ARGV` in this process, with the flow stubbed out: (exit code, stdout, stderr)."""
     # Reaching the flow would mean a check ran too late: fail at once instead of starting Prefect.
     flow_stub = types.ModuleType("flows.progressive")
     flow_stub.STAGE_NAMES = ()  # type: ignore[attr-defined]
@@ -365,15 +365,7 @@ def run_in_process(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pyt
 
     flow_stub.progressive_distillation = reached_the_flow  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "flows.progressive", flow_stub)
-    monkeypatch.setattr(sys, "argv", ["distill", *argv])
-    capsys.readouterr()
-    level = logging.getLogger("distill").level
-    try:
-        with mock.patch.dict(os.environ), pytest.raises(SystemExit) as exited:  # main() sets env defaults
-            main()
-    finally:
-        logging.getLogger("distill").setLevel(level)  # and the distill logger's level
-    return exited.value.code
+    return cli(argv, monkeypatch, capsys)
 
 
 def assert_one_line_error(code: int | str | None, stderr: str, fragments: list[str]) -> str:
@@ -411,9 +403,9 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = prepare(inputs, setup)
-    code = run_in_process(argv, monkeypatch, capsys)
+    code, _, stderr = run_in_process(argv, monkeypatch, capsys)
     names = inputs.names()
-    assert_one_line_error(code, capsys.readouterr().err, [fragment.format(**names) for fragment in fragments])
+    assert_one_line_error(code, stderr, [fragment.format(**names) for fragment in fragments])
     assert_nothing_written(inputs)
 
 
