@@ -6,10 +6,12 @@ command that reproduces it; `write_results` puts all three next to the numbers.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,28 @@ def machine_line(m: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, GPU {m['gpu'] or 'none'}; "
         f"Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, prefect {m['prefect']}."
     )
+
+
+def parser(doc: str, *, artifacts: bool = False) -> argparse.ArgumentParser:
+    """The options every flow benchmark takes: --profile, --output-dir (and --artifacts)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--profile", choices=("quick", "full"), default="quick")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    if artifacts:
+        parser.add_argument(
+            "--artifacts",
+            type=Path,
+            default=None,
+            help="Artifact root (default: a temporary folder); reuse one to resume a crashed benchmark.",
+        )
+    return parser
+
+
+def prepare() -> None:
+    """Quiet libraries, stay offline, and make the repository's `flows`/`tasks` importable."""
+    quiet()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def quiet() -> None:

@@ -23,7 +23,6 @@ Writes `benchmarks/results/orchestration-<profile>.json` and `.md`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -32,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, machine_line, quiet, today, write_results
+import common
+from common import machine, machine_line, today, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = {"overhead_share": 0.05, "fixed_seconds": 15.0, "cached_rerun_seconds": 20.0}
@@ -257,15 +257,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=("quick", "full"), default="quick")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    parser = common.parser(__doc__)
     parser.add_argument("--rerun", type=Path, default=None, help="Time a cached re-run of this config instead.")
     parser.add_argument("--rerun-artifacts", type=Path, default=None, help="Where --rerun's chain was filled.")
     args = parser.parse_args()
-    quiet()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(ROOT))
+    common.prepare()
     work = Path(tempfile.mkdtemp(prefix="distill-orchestration-"))
     report = run(args.profile, args.output_dir, work, args.rerun, args.rerun_artifacts)
     print(markdown(report))

@@ -24,15 +24,14 @@ Writes `benchmarks/results/squad_chain-<profile>.json` and `.md`.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, machine_line, quiet, run_chain, today, write_results
+import common
+from common import machine, machine_line, run_chain, today, write_results
 
 TRAIN_ARTICLES = ["Normans", "Computational_complexity_theory"]  # 626 questions, 333 of them unanswerable
 TRAIN_QUESTIONS = 400  # the first 400 of them (file order): what 2 CPU cores train in minutes at 256 tokens
@@ -205,19 +204,9 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=("quick", "full"), default="quick")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--artifacts",
-        type=Path,
-        default=None,
-        help="Artifact root (default: a temporary folder); reuse one to resume a crashed benchmark.",
-    )
+    parser = common.parser(__doc__, artifacts=True)
     args = parser.parse_args()
-    quiet()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    common.prepare()
     root = args.artifacts or Path(tempfile.mkdtemp(prefix="distill-squad-chain-"))
     report = run(args.profile, args.output_dir, root)
     print(markdown(report))

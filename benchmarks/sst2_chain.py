@@ -26,18 +26,17 @@ Writes `benchmarks/results/sst2_chain-<profile>.json` and `.md`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, machine_line, quiet, run_chain, today, write_results
+import common
+from common import machine, machine_line, run_chain, today, write_results
 
 # Issue #8's measurements of txtai 9.14 on this machine class (CPU), and txtai's article (GPU, hub models).
 TXTAI_MEASURED = {"teacher": 0.833, "l3": 0.791, "l3-baseline": 0.803, "l1": 0.766, "l1-baseline": 0.763}
@@ -352,15 +351,7 @@ def _read_part(item: str, profile: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=("quick", "full"), default="quick")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--artifacts",
-        type=Path,
-        default=None,
-        help="Artifact root (default: a temporary folder); reuse one to resume a crashed benchmark.",
-    )
+    parser = common.parser(__doc__, artifacts=True)
     parser.add_argument(
         "--seeds",
         type=int,
@@ -379,9 +370,7 @@ def main() -> None:
         "(RUN: recipe-seed<N> or txtai-setting) for a flow run's report.",
     )
     args = parser.parse_args()
-    quiet()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    common.prepare()
     started = time.perf_counter()
     if args.merge:
         parts = [_read_part(item, args.profile) for item in args.merge]
