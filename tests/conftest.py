@@ -20,6 +20,10 @@ os.environ.setdefault("DISTILL_CACHE_DIR", str(Path(__file__).resolve().parent.p
 from distill.models.tiny import build_tiny_bert  # noqa: E402
 from distill.synthetic import synthetic_sentiment, synthetic_squad, vocabulary  # noqa: E402
 
+# Session fixtures: a `prefect server start` and one `distill run configs/tiny.yaml` against it, shared by
+# tests/ui and tests/deployments (the chain is the slowest thing the suite runs; it runs once).
+from tests.tiny_chain_run import prefect_ui_server, tiny_chain_run  # noqa: E402, F401
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

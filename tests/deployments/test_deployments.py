@@ -1,5 +1,10 @@
 """The documented operator path, for real: deploy prefect.yaml (checking what registered), start a process
-worker, trigger the tiny chain, watch it complete; and `distill serve`'s deployments."""
+worker, trigger the tiny chain, watch it complete; and `distill serve`'s deployments.
+
+The deployment runs on the artifact root of the session's finished tiny chain (tests/tiny_chain_run.py), as
+a nightly re-run of an unchanged config does: the worker's flow run must find every stage in the cache that
+another process, reporting to another server, filled. Computing the chain is tested there and in tests/flows.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from distill.report_files import LEADERBOARD_CSV
+from tests.tiny_chain_run import TEST_TIMEOUT_S, TinyChainRun
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -27,6 +35,23 @@ def _state(flow_run_id: str) -> str:
     async def read() -> str:
         async with get_client() as client:
             return (await client.read_flow_run(flow_run_id)).state.type.value
+
+    return asyncio.run(read())
+
+
+def _stage_task_runs(flow_run_id: str) -> tuple[str, dict[str, str]]:
+    """The deployment's flow run calls progressive_distillation as a subflow: that subflow run's name and its
+    task runs (one per stage, and the report), each with its state's name (Completed, Cached, ...)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    async def read() -> tuple[str, dict[str, str]]:
+        async with get_client() as client:
+            [chain] = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+            )
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[chain.id])))
+            return chain.name, {run.name: run.state.name for run in runs}
 
     return asyncio.run(read())
 
@@ -50,7 +75,10 @@ def _check_registered() -> None:
     assert tiny.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)
 
 
-def test_deploy_worker_and_run_the_tiny_chain(prefect_server: str, tmp_path: Path) -> None:
+@pytest.mark.timeout(TEST_TIMEOUT_S)  # the first user of tiny_chain_run starts its server and runs the chain
+def test_deploy_worker_and_run_the_tiny_chain(
+    prefect_server: str, tmp_path: Path, tiny_chain_run: TinyChainRun
+) -> None:
     env = dict(
         os.environ,
         PREFECT_API_URL=prefect_server,
@@ -63,7 +91,7 @@ def test_deploy_worker_and_run_the_tiny_chain(prefect_server: str, tmp_path: Pat
     deploy = _prefect("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all", env=env)
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     _check_registered()
-    artifacts = tmp_path / "artifacts"
+    artifacts = tiny_chain_run.artifact_root
     triggered = _prefect(
         "deployment", "run", "distill-config-file/tiny", "--param", f"artifact_root={artifacts}", env=env
     )
@@ -88,7 +116,12 @@ def test_deploy_worker_and_run_the_tiny_chain(prefect_server: str, tmp_path: Pat
         worker.terminate()
         output = worker.communicate(timeout=60)[0]
     assert state == "COMPLETED", output[-4000:]
-    [report_dir] = (artifacts / "runs").iterdir()
+    # Every stage came from the cache; only the report (a new one, named after this flow run) was written.
+    chain_run_name, states = _stage_task_runs(flow_run_id)
+    assert len(states) == len(tiny_chain_run.summary["stages"]) + 1, states
+    stages = {name: state for name, state in states.items() if not name.startswith("report-")}
+    assert stages == dict.fromkeys(stages, "Cached"), states
+    report_dir = artifacts / "runs" / chain_run_name
     assert len((report_dir / LEADERBOARD_CSV).read_text().splitlines()) == 6  # header + 5 models
 
 

@@ -86,18 +86,21 @@ class FinishedRun:
     stages: list[dict]
     leaderboard: list[dict]
     teacher_manifest: dict
+    flow_run_id: object
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> FinishedRun:
     """One uninterrupted run of tiny_one_stage (~35 s), shared: the damage test's first run, the refresh test's
-    starting point and the reference the kill -9 test's resumed teacher must equal. Tests may damage its
-    artifacts but leave them complete again (their last run repairs what they broke)."""
+    starting point, the reference the kill -9 test's resumed teacher must equal, and the flow run whose logs and
+    artifacts the API must hold. Tests may damage its artifacts but leave them complete again (their last run
+    repairs what they broke)."""
     config = tiny_one_stage(tmp_path_factory.mktemp("finished-run") / "artifacts")
-    outcome = progressive_distillation(config)
+    state = progressive_distillation(config, return_state=True)
+    outcome = state.result()
     teacher = stage_dir(outcome["stages"], "finetune_teacher")
     manifest = json.loads((teacher / MANIFEST).read_text())
-    return FinishedRun(config, outcome["stages"], outcome["leaderboard"], manifest)
+    return FinishedRun(config, outcome["stages"], outcome["leaderboard"], manifest, state.state_details.flow_run_id)
 
 
 def test_run_rerun_and_recompute_after_damage(finished_run: FinishedRun) -> None:
@@ -266,36 +269,33 @@ def test_two_concurrent_runs_train_each_stage_once(tmp_path: Path, prefect_serve
     assert sum(output.count("training: ") for output in outputs) == 4
 
 
-def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:
-    import asyncio
-
+def test_logs_and_artifacts_reach_the_prefect_api(finished_run: FinishedRun) -> None:
+    """The run that trained everything: its training logs and each stage's artifacts are on the server."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    config = tiny_one_stage(tmp_path / "artifacts").model_copy(update={"stages": []})
-    state = progressive_distillation(config, return_state=True)
-    flow_run_id = state.state_details.flow_run_id
+    deadline = time.monotonic() + 15  # logs reach the API in batches, shortly after they are written
+    messages = flow_run_logs(finished_run.flow_run_id)
+    while not any(m.startswith("training: ") for m in messages) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        messages = flow_run_logs(finished_run.flow_run_id)
 
-    async def read() -> tuple[list, list]:
+    async def read_artifacts() -> list:
         async with get_client() as client:
-            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-            artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[finished_run.flow_run_id]))
             )
-            return logs, artifacts
 
-    logs, artifacts = asyncio.run(read())
-    messages = [log.message for log in logs]
     assert any(m.startswith("step ") and '"loss"' in m for m in messages), messages[:20]
     assert any(m.startswith("training: ") for m in messages)
-    by_key = {artifact.key: artifact for artifact in artifacts}
+    by_key = {artifact.key: artifact for artifact in asyncio.run(read_artifacts())}
     assert {
         "finetune-teacher-metrics",
         "finetune-teacher-summary",
         "finetune-teacher-progress",
         "evaluate-teacher-metrics",
         "evaluate-teacher-summary",
-    } <= set(by_key)
+    } <= set(by_key), sorted(by_key)
     assert by_key["finetune-teacher-progress"].data == 100.0
     assert (
         by_key["finetune-teacher-metrics"].type == "table" and "train_loss" in by_key["finetune-teacher-metrics"].data
@@ -304,7 +304,7 @@ def test_logs_and_artifacts_reach_the_prefect_api(tmp_path: Path) -> None:
     assert by_key["leaderboard"].type == "table" and '"role": "teacher"' in by_key["leaderboard"].data
 
 
-def test_config_file_flow_reads_the_yaml_at_run_time(tmp_path: Path) -> None:
+def test_config_file_flow_reads_the_yaml_at_run_time(tmp_path: Path, finished_run: FinishedRun) -> None:
     import yaml
 
     from flows.progressive import distill_config_file
@@ -313,6 +313,9 @@ def test_config_file_flow_reads_the_yaml_at_run_time(tmp_path: Path) -> None:
     raw = yaml.safe_load(config.read_text())
     raw["stages"] = []  # teacher and its evaluation only: the flow mechanics, quickly
     config.write_text(yaml.safe_dump(raw))
-    outcome = distill_config_file(str(config), artifact_root=str(tmp_path / "artifacts"))
-    assert [s["name"] for s in outcome["stages"]] == ["finetune_teacher", "evaluate_teacher"]
-    assert all(s["uri"].startswith(str(tmp_path / "artifacts")) for s in outcome["stages"])
+    # The finished run's root: its teacher has this config's key, so both stages come back from the cache,
+    # which shows the file was read and the artifact_root parameter won over the file's.
+    root = finished_run.config.artifact_root
+    outcome = distill_config_file(str(config), artifact_root=root)
+    assert statuses(outcome["stages"]) == {"finetune_teacher": "cached", "evaluate_teacher": "cached"}
+    assert all(s["uri"].startswith(root) for s in outcome["stages"])

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui.conftest import TEST_TIMEOUT_S, TinyChainRun
+from tests.tiny_chain_run import TEST_TIMEOUT_S, TinyChainRun
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 

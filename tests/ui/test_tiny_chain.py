@@ -17,7 +17,7 @@ from distill.report import COST_COLUMNS
 from distill.report_files import FINAL_STUDENT, LEADERBOARD_CSV, LOSS_PLOT, METRIC_PLOT, REPORT_MD
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import tiny_config
-from tests.ui.conftest import TEST_TIMEOUT_S, TinyChainRun
+from tests.tiny_chain_run import TEST_TIMEOUT_S, TinyChainRun
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 MODELS = ["teacher", "tiny-small", "tiny-small-baseline", "tiny-smaller", "tiny-smaller-baseline"]

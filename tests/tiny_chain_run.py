@@ -1,8 +1,9 @@
-"""End to end as a user runs it: `prefect server start`, `distill run configs/tiny.yaml` against it, its UI.
+"""End to end as a user runs it: `prefect server start`, `distill run configs/tiny.yaml` against it.
 
-The tiny chain takes about a minute, so it runs once per session (`tiny_chain_run`) and every
-test here reads that one run: its summary and artifacts (test_tiny_chain.py) and the server's
-UI in headless Chromium (test_flow_run_page.py).
+The tiny chain takes about a minute, so it runs once per session (`tiny_chain_run`, registered in
+tests/conftest.py) and every test that needs a filled tiny chain reads that one run: its summary and
+artifacts (ui/test_tiny_chain.py), the server's UI in headless Chromium (ui/test_flow_run_page.py) and
+a fully cached re-run of its artifact root through a deployment and a worker (deployments/).
 """
 
 from __future__ import annotations
