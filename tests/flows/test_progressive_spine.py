@@ -106,6 +106,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) 
 def test_run_rerun_and_recompute_after_damage(finished_run: FinishedRun) -> None:
     config, first = finished_run.config, finished_run.stages
     assert recomputed(first) == ALL
+    assert all(stage["metrics"]["stage_seconds"] > 0 for stage in first)  # what each stage's own work took
     teacher_dir, eval_dir = stage_dir(first, "finetune_teacher"), stage_dir(first, "evaluate_teacher")
     assert (teacher_dir / "model" / "model.safetensors").is_file() and (teacher_dir / COMPLETE).is_file()
     assert not (teacher_dir / "checkpoints").exists()  # dropped once the stage is complete
