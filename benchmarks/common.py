@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,7 @@ def today() -> str:
 
 def run_chain(config: Any) -> dict[str, Any]:
     """One `progressive_distillation` flow run: leaderboard rows by model, stages by name, wall time."""
-    import time
-
+    from distill.stages.evaluate import task_metric_name
     from flows.progressive import progressive_distillation
 
     started = time.perf_counter()
@@ -122,7 +122,7 @@ def run_chain(config: Any) -> dict[str, Any]:
         if stage["status"] == "completed" and "train_runtime_seconds" in stage["metrics"]
     }
     rows = {row["model"]: row for row in outcome["leaderboard"]}
-    metric = "accuracy" if "accuracy" in next(iter(rows.values())) else "f1"
+    metric = task_metric_name(config)
     print(f"{config.name}: {seconds:.0f} s; " + ", ".join(f"{m} {r[metric]:.4f}" for m, r in rows.items()), flush=True)
     return {"seconds": round(seconds, 1), "rows": rows, "train_seconds": train_seconds, "stages": stages}
 

@@ -18,8 +18,6 @@ fine-tuning is not part of any timing.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -28,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import transformers
-from common import machine
+import common
+from common import machine, write_results
 from transformers import DataCollatorWithPadding, set_seed
 
 from distill.config import ClassificationDataConfig, DataSource, PredictionTrainingConfig, StudentConfig
@@ -49,8 +47,6 @@ from distill.training.intermediate import (
     detach_projections,
 )
 from distill.training.trainer import train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -236,9 +232,7 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
         and results["kd-cached"]["seconds"] < results["kd-per-step"]["seconds"]
         and intermediate_vs_kd <= 2.0,
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"kd_cost-{profile}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (output_dir / f"kd_cost-{profile}.md").write_text(markdown(report))
+    write_results(report, markdown(report), output_dir)
     shutil.rmtree(work, ignore_errors=True)
     return report
 
@@ -275,13 +269,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
-    args = parser.parse_args()
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    args = common.parser(__doc__).parse_args()
+    common.quiet()
     report = run(args.profile, args.output_dir)
     print(markdown(report))
 

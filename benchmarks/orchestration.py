@@ -24,6 +24,7 @@ Writes `benchmarks/results/orchestration-<profile>.json` and `.md`.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,14 +37,14 @@ from typing import Any
 import common
 from common import machine, machine_line, today, write_results
 
+from distill.config import load_config, parse_config
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = {"overhead_share": 0.05, "fixed_seconds": 15.0, "cached_rerun_seconds": 20.0}
 
 
 def small_config(profile: str, root: Path) -> Any:
     """A one-stage chain: teacher, one distilled student and its baseline, three evaluations."""
-    from distill.config import parse_config
-
     if profile == "quick":
         data = {
             "train": "synthetic:sentiment",
@@ -131,12 +132,13 @@ class FlowTiming:
 
 def run_flow(config: Any) -> FlowTiming:
     from flows.progressive import progressive_distillation
+    from tasks.stage import STAGE_SECONDS
 
     started = time.perf_counter()
     outcome = progressive_distillation(config)
     seconds = time.perf_counter() - started
     stages = outcome["stages"]
-    work = sum(stage["metrics"]["stage_seconds"] for stage in stages if stage["status"] == "completed")
+    work = sum(stage["metrics"][STAGE_SECONDS] for stage in stages if stage["status"] == "completed")
     return FlowTiming(round(seconds, 2), round(work, 2), [stage["status"] for stage in stages])
 
 
@@ -144,10 +146,8 @@ def cli_run(config_path: Path, artifacts: Path, api_url: str | None = None) -> t
     """`distill run` in a fresh process, as a user types it; its wall time and each stage's status.
 
     Without `api_url` the run starts a temporary Prefect server, as on a fresh machine."""
-    import json
-
     summary = artifacts.parent / f"{artifacts.name}-summary.json"
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    env = dict(os.environ)  # offline: common.prepare() set HF_HUB_OFFLINE
     env.pop("PREFECT_API_URL", None)
     if api_url is not None:
         env["PREFECT_API_URL"] = api_url
@@ -205,8 +205,6 @@ def run(
     fill_seconds = None if rerun_artifacts else cli_run(quickstart, filled)[0]
     rerun_seconds, rerun_statuses = cli_run(quickstart, filled)
     server_up_seconds, server_up_statuses = cli_run(quickstart, filled, api_url=SubprocessASGIServer().api_url)
-    from distill.config import load_config
-
     in_process = run_flow(load_config(quickstart).model_copy(update={"artifact_root": str(filled)}))
     imports = import_seconds()
     print(

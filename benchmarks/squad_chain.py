@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +115,6 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
     if profile == "full" and not os.environ.get("DISTILL_DATA_DIR"):
         raise SystemExit("the full profile reads SQuAD 2.0 dev from $DISTILL_DATA_DIR (see README, 'Data')")
     config = build_config(profile, root)
-    started = time.perf_counter()
     chain = run_chain(config)
     columns = (
         "exact",
@@ -135,7 +133,6 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
         for model, row in chain["rows"].items()
     }
     stages = chain["stages"]
-    augment = stages.get("augment_training_data", {}).get("metrics", {})
     report = {
         "benchmark": "squad_chain",
         "profile": profile,
@@ -144,15 +141,10 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
         "config": config.model_dump(mode="json", exclude={"artifact_root"}),
         "train_articles": TRAIN_ARTICLES if profile == "full" else "synthetic",
         "eval_articles": EVAL_ARTICLES if profile == "full" else "synthetic",
-        "data": stages["evaluate_teacher"]["metrics"].get("eval_examples"),
         "machine": machine(),
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        "wall_seconds": chain["seconds"],
         "rows": rows,
         "train_seconds": chain["train_seconds"],
-        "augmentation": {
-            k: augment.get(k) for k in ("examples_in", "examples_out", "answers_checked", "seconds") if k in augment
-        }
-        or augment,
         "stage_metrics": {name: stage["metrics"] for name, stage in stages.items()},
         "haystack_gpu_reference": HAYSTACK,
     }
