@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
-from unittest import mock
 from urllib.parse import urlparse
 
 import pytest
@@ -19,8 +17,7 @@ from distill.config import parse_config
 from distill.errors import ModelError
 from distill.models import loading
 from distill.preflight import preflight
-from distill_cli.main import main
-from tests.cli.in_process import cli
+from tests.cli.runner import cli
 
 SECRETS = ("hunter2", "s3cr3t-token")
 
@@ -192,7 +189,9 @@ def test_stage_manifests_and_flow_parameters_are_redacted(config_with_secrets: A
 # --------------------------------------------------------------------------- (d) loopback servers
 
 
-def test_cli_defaults_every_server_host_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_defaults_every_server_host_to_loopback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from prefect.settings import Settings
 
     import distill_cli.main as cli_main
@@ -204,14 +203,10 @@ def test_cli_defaults_every_server_host_to_loopback(monkeypatch: pytest.MonkeyPa
     def command() -> None:  # stands in for any command: what Prefect reads once a command imports it
         settings = Settings()
         seen.update(api=settings.server.api.host, runner=settings.runner.server.host)
+        raise SystemExit(0)
 
     monkeypatch.setattr(cli_main, "app", command)
-    level = logging.getLogger("distill").level
-    try:
-        with mock.patch.dict(os.environ):
-            main()
-    finally:
-        logging.getLogger("distill").setLevel(level)
+    cli([], monkeypatch, capsys)
     assert seen == {"api": "127.0.0.1", "runner": "127.0.0.1"}
 
 

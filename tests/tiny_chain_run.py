@@ -36,7 +36,6 @@ TEST_TIMEOUT_S = SERVER_STARTUP_TIMEOUT_S + CHAIN_TIMEOUT_S + 300
 @dataclass(frozen=True)
 class PrefectServer:
     url: str  # the UI, e.g. http://127.0.0.1:PORT
-    log: Path
 
     @property
     def api_url(self) -> str:
@@ -115,7 +114,7 @@ def prefect_ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pref
         )
     try:
         _wait_healthy(process, f"{url}/api", log)
-        yield PrefectServer(url, log)
+        yield PrefectServer(url)
     finally:
         _stop(process)
 

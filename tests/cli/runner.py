@@ -1,16 +1,30 @@
-"""`distill ARGV` through the console entry point, in the test's own process (no interpreter start-up)."""
+"""How tests run `distill ARGV`: as a real process (`distill`), or through the console entry point in the test's
+own process (`cli`: no interpreter start-up)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
 
 from distill_cli.main import main
+
+
+def distill(*args: str | Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """`distill ARGS` in a fresh interpreter, offline: its exit code, stdout and stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "distill_cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        timeout=timeout,
+    )
 
 
 def cli(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[Any, str, str]:

@@ -9,9 +9,7 @@ also runs as a real process, for the true exit code and stderr.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import types
 from collections.abc import Callable
@@ -27,7 +25,7 @@ from distill.config import load_config
 from distill.models.tiny import build_tiny_bert
 from distill.preflight import preflight
 from distill.synthetic import synthetic_sentiment, synthetic_squad
-from tests.cli.in_process import cli
+from tests.cli.runner import cli, distill
 
 # --------------------------------------------------------------------------- inputs
 
@@ -412,13 +410,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
 def test_real_process_exit_code_and_stderr(inputs: Inputs) -> None:
     # A config error: the real process's exit path, in about a second (it fails before torch is imported).
     argv = prepare(inputs, set_path("stages.0.prediction_layer.loss_weight", 1.5))
-    result = subprocess.run(
-        [sys.executable, "-m", "distill_cli.main", *argv],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, HF_HUB_OFFLINE="1"),
-        timeout=120,
-    )
+    result = distill(*argv, timeout=120)
     assert result.stdout == ""
     assert_one_line_error(result.returncode, result.stderr, [str(inputs.config_path), "loss_weight", "1.5"])
     assert_nothing_written(inputs)

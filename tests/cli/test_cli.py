@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from distill.synthetic import synthetic_squad
-
-
-def distill(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run(
-        [sys.executable, "-m", "distill_cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+from tests.cli.runner import distill
 
 
 def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

@@ -8,17 +8,16 @@ another process, reporting to another server, filled. Computing the chain is tes
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from distill.report_files import LEADERBOARD_CSV
+from tests import prefect_api
 from tests.tiny_chain_run import TEST_TIMEOUT_S, TinyChainRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,41 +29,19 @@ def _prefect(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.
 
 
 def _state(flow_run_id: str) -> str:
-    from prefect.client.orchestration import get_client
-
-    async def read() -> str:
-        async with get_client() as client:
-            return (await client.read_flow_run(flow_run_id)).state.type.value
-
-    return asyncio.run(read())
+    return prefect_api.flow_run(flow_run_id).state.type.value
 
 
 def _stage_task_runs(flow_run_id: str) -> tuple[str, dict[str, str]]:
     """The deployment's flow run calls progressive_distillation as a subflow: that subflow run's name and its
     task runs (one per stage, and the report), each with its state's name (Completed, Cached, ...)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
-
-    async def read() -> tuple[str, dict[str, str]]:
-        async with get_client() as client:
-            [chain] = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
-            )
-            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[chain.id])))
-            return chain.name, {run.name: run.state.name for run in runs}
-
-    return asyncio.run(read())
+    [chain] = prefect_api.child_flow_runs(flow_run_id)
+    return chain.name, {run.name: run.state.name for run in prefect_api.task_runs(chain.id)}
 
 
 def _check_registered() -> None:
     """The deployments carry the intended entrypoint, parameters, pool, schedule and pull step."""
-    from prefect.client.orchestration import get_client
-
-    async def read() -> dict:
-        async with get_client() as client:
-            return {d.name: d for d in await client.read_deployments()}
-
-    deployments = asyncio.run(read())
+    deployments = prefect_api.deployments()
     assert {"tiny", "quickstart-nightly"} <= set(deployments)
     tiny, nightly = deployments["tiny"], deployments["quickstart-nightly"]
     assert tiny.entrypoint == "flows/progressive.py:distill_config_file"
@@ -107,11 +84,8 @@ def test_deploy_worker_and_run_the_tiny_chain(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 420
-        state = _state(flow_run_id)
-        while state not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and time.monotonic() < deadline:
-            time.sleep(3)
-            state = _state(flow_run_id)
+        final = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        state = prefect_api.poll(lambda: _state(flow_run_id), lambda s: s in final, 420, interval=3)
     finally:
         worker.terminate()
         output = worker.communicate(timeout=60)[0]

@@ -4,7 +4,6 @@ run), and two concurrent runs that train each stage once."""
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
@@ -12,7 +11,6 @@ import shutil
 import signal
 import struct
 import termios
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from distill.config import RunConfig
 from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import start_run, tiny_one_stage, write_tiny_variant
+from tests.prefect_api import flow_run_artifacts, flow_run_logs, poll
 
 
 def statuses(stages: list[dict]) -> dict[str, str]:
@@ -53,29 +52,12 @@ def recomputed(stages: list[dict]) -> set[str]:
     return {name for name, status in statuses(stages).items() if status == "completed"}
 
 
-def flow_run_logs(flow_run_id: object) -> list[str]:
-    """The messages the Prefect API holds for a flow run and its task runs."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    async def read() -> list[str]:
-        async with get_client() as client:
-            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-            return [log.message for log in logs]
-
-    return asyncio.run(read())
-
-
 def run_and_read_logs(config: RunConfig, expected: str) -> tuple[list[dict], list[str]]:
     """Run the flow; return its stages and the messages the API holds for it, once `expected` is among them."""
     state = progressive_distillation(config, return_state=True)
     flow_run_id = state.state_details.flow_run_id
-    deadline = time.monotonic() + 15  # logs reach the API in batches, shortly after they are written
-    while True:
-        messages = flow_run_logs(flow_run_id)
-        if any(expected in m for m in messages) or time.monotonic() > deadline:
-            return state.result()["stages"], messages
-        time.sleep(0.5)
+    messages = poll(lambda: flow_run_logs(flow_run_id), lambda ms: any(expected in m for m in ms), 15)
+    return state.result()["stages"], messages
 
 
 @dataclass(frozen=True)
@@ -155,15 +137,6 @@ def test_refresh_recomputes_the_named_stage(finished_run: FinishedRun) -> None:
     assert build_id(stage_dir(again, "distill_tiny-small")) == builds["distill_tiny-small"]
 
 
-def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def bytes_waiting(fd: int) -> int:
     """Bytes written into a pipe and not yet read."""
     return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
@@ -186,7 +159,7 @@ def test_kill_9_while_training_then_while_writing_files(
 
     # 1. kill -9 during training, once a checkpoint is complete.
     first = start_run(config, prefect_server, log=tmp_path / "first.log")
-    found = wait_for(lambda: latest_valid_checkpoint(checkpoints) is not None or first.poll() is not None, 540)
+    found = poll(lambda: latest_valid_checkpoint(checkpoints) is not None or first.poll() is not None, bool, 540, 0.1)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     assert found and first.returncode == -signal.SIGKILL, (
@@ -210,7 +183,7 @@ def test_kill_9_while_training_then_while_writing_files(
         pipe_bytes = fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, 4096)
         assert finished_run.teacher_manifest["files"]["model/tokenizer.json"]["size"] > pipe_bytes
         second = start_run(config, prefect_server, log=tmp_path / "second.log")
-        wait_for(lambda: bytes_waiting(reader) >= pipe_bytes or second.poll() is not None, 540)
+        poll(lambda: bytes_waiting(reader) >= pipe_bytes or second.poll() is not None, bool, 540, 0.1)
         second.send_signal(signal.SIGKILL)
         second.wait(timeout=30)
         torn = os.read(reader, 1 << 16)
@@ -272,24 +245,12 @@ def test_two_concurrent_runs_train_each_stage_once(tmp_path: Path, prefect_serve
 
 def test_logs_and_artifacts_reach_the_prefect_api(finished_run: FinishedRun) -> None:
     """The run that trained everything: its training logs and each stage's artifacts are on the server."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    deadline = time.monotonic() + 15  # logs reach the API in batches, shortly after they are written
-    messages = flow_run_logs(finished_run.flow_run_id)
-    while not any(m.startswith("training: ") for m in messages) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        messages = flow_run_logs(finished_run.flow_run_id)
-
-    async def read_artifacts() -> list:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[finished_run.flow_run_id]))
-            )
-
+    messages = poll(
+        lambda: flow_run_logs(finished_run.flow_run_id), lambda ms: any(m.startswith("training: ") for m in ms), 15
+    )
     assert any(m.startswith("step ") and '"loss"' in m for m in messages), messages[:20]
     assert any(m.startswith("training: ") for m in messages)
-    by_key = {artifact.key: artifact for artifact in asyncio.run(read_artifacts())}
+    by_key = flow_run_artifacts(finished_run.flow_run_id)
     assert {
         "finetune-teacher-metrics",
         "finetune-teacher-summary",

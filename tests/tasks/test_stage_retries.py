@@ -7,8 +7,6 @@ its retry options and condition, its caching and its stage directory are the pro
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from distill.artifacts import StageDirectory
 from distill.errors import DataError
 from tasks.stage import STAGE_TASK_OPTIONS, bind
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher
+from tests import prefect_api
 from tests.flows.conftest import tiny_config
 
 
@@ -41,18 +40,9 @@ def failing_body(failures: int, error: Exception) -> tuple[Callable[..., dict[st
 
 def server_task_run(task_run_id: Any) -> Any:
     """The task run as the server records it, once it has reached a final state (states arrive as events)."""
-    from prefect.client.orchestration import get_client
-
-    async def read() -> Any:
-        async with get_client() as client:
-            return await client.read_task_run(task_run_id)
-
-    deadline = time.monotonic() + 30
-    while True:
-        run = asyncio.run(read())
-        if (run.state is not None and run.state.is_final()) or time.monotonic() > deadline:
-            return run
-        time.sleep(0.5)
+    return prefect_api.poll(
+        lambda: prefect_api.task_run(task_run_id), lambda run: run.state is not None and run.state.is_final(), 30
+    )
 
 
 def run_teacher_stage(config: Any) -> Any:
