@@ -103,6 +103,16 @@ def quiet() -> None:
     transformers.logging.disable_progress_bar()
 
 
+def data_dir(what: str) -> Path:
+    """The offline data folder ($DISTILL_DATA_DIR) a full profile reads `what` from; exits with how to set it."""
+    folder = os.environ.get("DISTILL_DATA_DIR")
+    if not folder:
+        raise SystemExit(
+            f"the full profile reads {what} from $DISTILL_DATA_DIR (see README, 'Data'), or use --profile quick"
+        )
+    return Path(folder)
+
+
 def today() -> str:
     return datetime.date.today().isoformat()
 

@@ -18,7 +18,6 @@ fine-tuning is not part of any timing.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -78,9 +77,7 @@ def load_data(profile: str, settings: Profile) -> tuple[ClassificationDataset, C
             as_dataset(synthetic_sentiment(rows=settings.train_rows, seed=0), "synthetic:train"),
             as_dataset(synthetic_sentiment(rows=settings.eval_rows or 120, seed=1), "synthetic:eval"),
         )
-    data_dir = os.environ.get("DISTILL_DATA_DIR")
-    if not data_dir:
-        raise SystemExit("the full profile reads SST-2 from $DISTILL_DATA_DIR (see README, 'Data here')")
+    data_dir = common.data_dir("SST-2")
     train_set = read_classification(DataSource(path=f"{data_dir}/sst2/train.tsv.gz"))
     dev_set = read_classification(DataSource(path=f"{data_dir}/sst2/dev.tsv"))
     return sample_rows(train_set, settings.train_rows, 0), sample_rows(dev_set, settings.eval_rows, None)

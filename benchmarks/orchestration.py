@@ -55,7 +55,7 @@ def small_config(profile: str, root: Path) -> Any:
         }
         teacher, lr, layers = "tiny-bert", 2e-3, [0, 1]
     else:
-        sst2 = Path(os.environ["DISTILL_DATA_DIR"]) / "sst2"
+        sst2 = common.data_dir("SST-2") / "sst2"
         data = {
             "train": str(sst2 / "train.tsv.gz"),
             "eval": str(sst2 / "dev.tsv"),
@@ -185,8 +185,6 @@ def import_seconds() -> float:
 def run(
     profile: str, output_dir: Path, work: Path, rerun: Path | None = None, rerun_artifacts: Path | None = None
 ) -> dict[str, Any]:
-    if profile == "full" and not os.environ.get("DISTILL_DATA_DIR"):
-        raise SystemExit("the full profile reads SST-2 from $DISTILL_DATA_DIR (see README, 'Data')")
     # The cold flow first: it starts the temporary server and pays every first-time import and load.
     cold = run_flow(small_config(profile, work / "flow-cold"))
     warm = run_flow(small_config(profile, work / "flow-warm"))  # the server is up now

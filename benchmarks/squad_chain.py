@@ -24,7 +24,6 @@ Writes `benchmarks/results/squad_chain-<profile>.json` and `.md`.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,7 @@ def build_config(profile: str, root: Path) -> Any:
         augmentation = {"method": "embedding", "factor": 1, "candidates": 5, "vectors": "glove-6b-50d"}
         l3_layers = [0, 2]
     else:
-        squad = str(Path(os.environ["DISTILL_DATA_DIR"]) / "squad_v2" / "dev-v2.0.json.gz")
+        squad = str(common.data_dir("SQuAD 2.0 dev") / "squad_v2" / "dev-v2.0.json.gz")
         data = {
             "train": squad,
             "eval": squad,
@@ -112,8 +111,6 @@ def build_config(profile: str, root: Path) -> Any:
 
 
 def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
-    if profile == "full" and not os.environ.get("DISTILL_DATA_DIR"):
-        raise SystemExit("the full profile reads SQuAD 2.0 dev from $DISTILL_DATA_DIR (see README, 'Data')")
     config = build_config(profile, root)
     chain = run_chain(config)
     columns = (

@@ -189,9 +189,9 @@ def run(
     parts: tuple[str, ...] = ("recipe", "txtai"),
 ) -> dict[str, Any]:
     """The flow runs of `parts`; their results under `runs` (see `report_of`)."""
+    if profile_name == "full":
+        common.data_dir("SST-2")  # exits with how to set it
     profile = _profiles(os.environ.get("DISTILL_DATA_DIR"))[profile_name]
-    if profile_name == "full" and not os.environ.get("DISTILL_DATA_DIR"):
-        raise SystemExit("the full profile reads SST-2 from $DISTILL_DATA_DIR (see README, 'Data')")
     teacher_training = _training(
         1 if profile.teacher == "minilm" else 6, profile.teacher_lr, profile.batch_size, hf_defaults=True
     )
