@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from distill.augment.config import AugmentConfig
 from distill.config_base import StrictModel
 from distill.errors import ConfigError
+from distill.precision import Precision
 
 # --------------------------------------------------------------------------- data
 
@@ -295,6 +296,11 @@ class RunConfig(StrictModel):
     )
     stages: list[DistillStageConfig] = Field(default_factory=list, description="Students, in order.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    precision: Precision = Field(
+        default="auto",
+        description="'fp32', 'bf16' (autocast) or 'auto': bf16 on CUDA with bf16 and on CPUs with AMX-BF16 or "
+        "AVX512-BF16, where it trains ~2.5x and infers ~3-4x faster; fp32 elsewhere. Applies to every stage.",
+    )
 
     @model_validator(mode="after")
     def _unique_stage_names(self) -> RunConfig:
