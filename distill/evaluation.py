@@ -14,6 +14,7 @@ from distill.data.classification import ClassificationDataset, encode_labels
 from distill.data.squad import SquadDataset
 from distill.metrics.classification import classification_metrics
 from distill.metrics.squad import score_squad
+from distill.precision import ResolvedPrecision, autocast
 from distill.qa.features import columns, prepare_eval_features
 from distill.qa.postprocess import QAPredictions, postprocess_qa_predictions
 
@@ -30,8 +31,12 @@ def forward_in_batches(
     *,
     batch_size: int,
     progress: Progress | None = None,
+    precision: ResolvedPrecision = "fp32",
 ) -> dict[str, np.ndarray]:
-    """Forward pre-padded features through `model` in batches; returns the named outputs as float32 arrays."""
+    """Forward pre-padded features through `model` in batches; returns the named outputs as float32 arrays.
+
+    `precision` bf16 runs the forwards under bf16 autocast (3-4x faster on CPUs with AMX-BF16).
+    """
     model.eval()
     device = next(model.parameters()).device
     inputs = [name for name in _MODEL_INPUTS if name in features]
@@ -39,7 +44,8 @@ def forward_in_batches(
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in output_names}
     for begin in range(0, total, batch_size):
         batch = {name: torch.tensor(features[name][begin : begin + batch_size], device=device) for name in inputs}
-        result = model(**batch)
+        with autocast(precision, device):
+            result = model(**batch)
         for name in output_names:
             outputs[name].append(result[name].float().cpu().numpy())
         if progress is not None:
@@ -62,6 +68,7 @@ def evaluate_qa(
     *,
     batch_size: int = 64,
     progress: Progress | None = None,
+    precision: ResolvedPrecision = "fp32",
 ) -> QAEvaluation:
     """Predict every question of `dataset` and score with the official SQuAD v2.0 rules."""
     examples = dataset.examples()
@@ -69,7 +76,7 @@ def evaluate_qa(
         columns(examples), tokenizer, max_seq_length=settings.max_seq_length, doc_stride=settings.doc_stride
     )
     logits = forward_in_batches(
-        model, features, ("start_logits", "end_logits"), batch_size=batch_size, progress=progress
+        model, features, ("start_logits", "end_logits"), batch_size=batch_size, progress=progress, precision=precision
     )
     with_negative = (
         dataset.has_unanswerable if settings.version_2_with_negative is None else settings.version_2_with_negative
@@ -117,6 +124,7 @@ def evaluate_classification(
     max_seq_length: int,
     batch_size: int = 64,
     progress: Progress | None = None,
+    precision: ResolvedPrecision = "fp32",
 ) -> ClassificationEvaluation:
     """Accuracy and macro-F1 of `model` on `dataset`, labels mapped through `label_list`."""
     gold = encode_labels(dataset, label_list)
@@ -126,7 +134,7 @@ def evaluate_classification(
     for begin in range(0, len(order), batch_size):
         chunk = dataset.take(order[begin : begin + batch_size], "")
         features = tokenize_classification(chunk, tokenizer, max_seq_length=max_seq_length, padding=True)
-        logits = forward_in_batches(model, features, ("logits",), batch_size=batch_size)["logits"]
+        logits = forward_in_batches(model, features, ("logits",), batch_size=batch_size, precision=precision)["logits"]
         predicted.extend(int(i) for i in logits.argmax(axis=-1))
         if progress is not None:
             progress(len(chunk))

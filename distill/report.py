@@ -24,7 +24,7 @@ class Entry:
 
 # Task metrics shown when the evaluation produced them (QA: EM/F1, and HasAns/NoAns on v2.0).
 METRIC_COLUMNS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "accuracy")
-COST_COLUMNS = ("parameters", "size_on_disk_mb", "latency_p50_ms", "throughput_per_s")
+COST_COLUMNS = ("precision", "parameters", "size_on_disk_mb", "latency_p50_ms", "throughput_per_s")
 
 
 def leaderboard_rows(entries: list[Entry], metric: str) -> list[dict[str, Any]]:

@@ -94,12 +94,17 @@ def evaluate(
     text_column: Annotated[str, typer.Option(help="Classification text column.")] = "sentence",
     label_column: Annotated[str, typer.Option(help="Classification label column.")] = "label",
     trust_remote_code: Annotated[bool, typer.Option(help="Allow code shipped with the checkpoint to run.")] = False,
+    precision: Annotated[
+        Literal["auto", "fp32", "bf16"],
+        typer.Option(help="bf16 autocast, fp32, or auto: bf16 where the GPU or CPU (AMX/AVX512-BF16) runs it fast."),
+    ] = "auto",
 ) -> None:
     """Evaluate a model on QA (EM/F1) or classification (accuracy) data and print JSON metrics."""
     _quiet_libraries()
     from distill.config import DataSource
     from distill.data.sources import is_local
     from distill.models.loading import model_task
+    from distill.precision import autocast, resolve_precision
 
     source = DataSource(path=data, split=split)
     if task == "auto":
@@ -107,14 +112,26 @@ def evaluate(
         by_data = "qa" if ".json" in suffixes and ".jsonl" not in suffixes else None
         task = model_task(model) or by_data or ("classification" if is_local(data) else "qa")
     started = time.perf_counter()
-    if task == "qa":
-        result, written = _evaluate_qa(
-            model, source, max_samples, batch_size, max_seq_length or 384, doc_stride, trust_remote_code
-        )
-    else:
-        result, written = _evaluate_classification(
-            model, source, max_samples, batch_size, max_seq_length or 128, text_column, label_column, trust_remote_code
-        )
+    # Models are evaluated where they load, on the CPU. Autocast around the whole evaluation covers every forward
+    # and leaves numpy post-processing alone.
+    resolved = resolve_precision(precision, "cpu")
+    with autocast(resolved, "cpu"):
+        if task == "qa":
+            result, written = _evaluate_qa(
+                model, source, max_samples, batch_size, max_seq_length or 384, doc_stride, trust_remote_code
+            )
+        else:
+            result, written = _evaluate_classification(
+                model,
+                source,
+                max_samples,
+                batch_size,
+                max_seq_length or 128,
+                text_column,
+                label_column,
+                trust_remote_code,
+            )
+    result["precision"] = resolved
     result["eval_seconds"] = round(time.perf_counter() - started, 3)
     # Outputs are written only now that everything has succeeded.
     from distill.io import atomic_write_json

@@ -10,6 +10,7 @@ from prefect import task
 
 from distill.artifacts import StageDirectory, StageResult, resolve_root
 from distill.config import DistillStageConfig, RunConfig
+from distill.precision import resolve_precision
 from distill.stages import intermediate, prediction
 from distill.stages.evaluate import task_metric_name
 from tasks.augment import augmented_train_file
@@ -26,7 +27,11 @@ def _spec(name: str, module: str, stage_name: str, sections: Callable[[DistillSt
     return StageSpec(
         name=name,
         modules=(module,),
-        config_of=lambda config: {"seed": config.seed, **sections(_stage_of(config, stage_name))},
+        config_of=lambda config: {
+            "seed": config.seed,
+            "precision": resolve_precision(config.precision),  # resolved: 'auto' on another machine may differ
+            **sections(_stage_of(config, stage_name)),
+        },
     )
 
 

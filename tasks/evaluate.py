@@ -7,6 +7,7 @@ from prefect import task
 from distill.artifacts import StageResult
 from distill.config import RunConfig
 from distill.errors import DistillError
+from distill.precision import resolve_precision
 from distill.stages import evaluate as evaluate_stage
 from tasks.monitoring import publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
@@ -17,6 +18,7 @@ EVALUATE = StageSpec(
     config_of=lambda config: {
         "evaluation": config.evaluation.model_dump(mode="json"),
         "trust_remote_code": config.teacher.trust_remote_code,
+        "precision": resolve_precision(config.precision, "cpu"),  # models are evaluated on the CPU
     },
 )
 

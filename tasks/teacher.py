@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 
 from distill.artifacts import StageResult
 from distill.config import RunConfig
+from distill.precision import resolve_precision
 from distill.stages import teacher as teacher_stage
 from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, model_fingerprint, run_stage
@@ -15,7 +16,11 @@ from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, model_fingerprint, run_st
 FINETUNE_TEACHER = StageSpec(
     name="finetune_teacher",
     modules=("distill.stages.teacher",),
-    config_of=lambda config: {"seed": config.seed, "teacher": config.teacher.model_dump(mode="json")},
+    config_of=lambda config: {
+        "seed": config.seed,
+        "precision": resolve_precision(config.precision),  # resolved: 'auto' on another machine may differ
+        "teacher": config.teacher.model_dump(mode="json"),
+    },
     models_of=lambda config: [config.teacher.model],
 )
 

@@ -15,6 +15,7 @@ from distill.data.squad import read_squad
 from distill.data.task_data import ClassificationData, QAData, describe, load_classification_data, load_qa_data
 from distill.models.loading import ModelTask, load_model, load_tokenizer
 from distill.models.student import build_student, check_same_vocabulary
+from distill.precision import resolve_precision
 from distill.profiling import parameter_count
 from distill.training.features import train_features
 from distill.training.trainer import TrainSummary, train
@@ -122,6 +123,7 @@ def train_student(
         data_collator=setup.collator,
         processing_class=setup.tokenizer,
         show_progress=show_progress,
+        precision=resolve_precision(config.precision),
         **options,
     )
 

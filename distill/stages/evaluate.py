@@ -10,6 +10,7 @@ from distill.errors import ModelError
 from distill.evaluation import Progress, evaluate_classification, evaluate_qa, tokenize_classification
 from distill.io import atomic_write_json
 from distill.models.loading import load_model, load_tokenizer
+from distill.precision import resolve_precision
 from distill.profiling import first_input, measure_speed, parameter_count, size_on_disk_mb
 from distill.qa.features import columns, prepare_eval_features
 from distill.stages.common import load_task_data
@@ -28,9 +29,12 @@ def evaluate_model(
     settings = config.data
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
     batch_size = config.teacher.training.eval_batch_size
+    precision = resolve_precision(config.precision, "cpu")  # models are evaluated where they load: on the CPU
     if isinstance(data, QAData):
         model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
-        evaluation = evaluate_qa(model, tokenizer, data.eval, settings, batch_size=batch_size, progress=progress)
+        evaluation = evaluate_qa(
+            model, tokenizer, data.eval, settings, batch_size=batch_size, progress=progress, precision=precision
+        )
         metrics: dict[str, Any] = dict(evaluation.metrics)
         atomic_write_json(output_dir / "predictions.json", evaluation.predictions.answers)
         atomic_write_json(output_dir / "null_odds.json", evaluation.predictions.null_odds)
@@ -57,6 +61,7 @@ def evaluate_model(
             max_seq_length=settings.max_seq_length,
             batch_size=batch_size,
             progress=progress,
+            precision=precision,
         )
         metrics = dict(evaluation.metrics)
         atomic_write_json(output_dir / "predictions.json", evaluation.predictions)
@@ -65,6 +70,7 @@ def evaluate_model(
         )
     cost = config.evaluation
     metrics.update(
+        precision=precision,
         parameters=parameter_count(model),
         size_on_disk_mb=size_on_disk_mb(model_path),
         untrained_head=bool(fresh),

@@ -18,6 +18,7 @@ from distill.artifacts import StageDirectory
 from distill.config import DistillStageConfig, RunConfig
 from distill.errors import DistillError
 from distill.models.loading import load_model, save_model
+from distill.precision import resolve_precision
 from distill.stages.common import prepare_student, student_metrics, train_student
 from distill.training import teacher_logits as logits_cache
 from distill.training.distillation import PredictionDistillationTrainer
@@ -71,10 +72,11 @@ def distill_prediction_layer(
     }
     extra: dict[str, Any] = {"teacher_cache": settings.teacher_cache}
     if settings.teacher_cache and settings.loss_weight > 0:
+        precision = resolve_precision(config.precision)
         sequence_length = len(features[0]["input_ids"]) if task == "qa" else None
         arrays, folder, seconds = logits_cache.load_or_compute(
             logits_root,
-            teacher_manifest,
+            f"{teacher_manifest}/{precision}",  # bf16 and fp32 passes give different logits: never mix them
             features,
             lambda: logits_cache.teacher_pass(
                 teacher,
@@ -83,6 +85,7 @@ def distill_prediction_layer(
                 output_names,
                 batch_size=settings.training.eval_batch_size,
                 sequence_length=sequence_length,
+                precision=precision,
             ),
         )
         if seconds:

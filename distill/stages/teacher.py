@@ -11,6 +11,7 @@ from distill.artifacts import StageDirectory
 from distill.config import RunConfig
 from distill.data.task_data import QAData, describe
 from distill.models.loading import load_model, load_tokenizer, save_model
+from distill.precision import resolve_precision
 from distill.stages.common import load_task_data
 from distill.training.features import train_features
 from distill.training.trainer import train
@@ -48,6 +49,7 @@ def finetune_teacher(
         data_collator=collator,
         processing_class=tokenizer,
         show_progress=show_progress,
+        precision=resolve_precision(config.precision),
     )
     save_model(model, tokenizer, stage.model_dir)
     return {**summary.as_metrics(), "train_features": len(features), **describe(data)}

@@ -12,7 +12,6 @@ reader never sees half of it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from distill.fingerprint import sha256_bytes
+from distill.precision import ResolvedPrecision, autocast
 
 COMPLETE = "_COMPLETE"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -40,12 +40,6 @@ def features_fingerprint(dataset: Any) -> str:
                 digest.append(np.asarray(row, dtype=np.int32).tobytes())
             digest.append(name.encode())
     return sha256_bytes(b"\0".join(digest))
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def iterate_batches(
@@ -69,16 +63,18 @@ def teacher_pass(
     *,
     batch_size: int,
     sequence_length: int | None,
+    precision: ResolvedPrecision = "fp32",
 ) -> dict[str, np.ndarray]:
     """Run the teacher over every feature once; returns float16 arrays `(N, ...)` in feature order.
 
-    `sequence_length` pads position logits (QA) to one width; None for class logits.
+    `sequence_length` pads position logits (QA) to one width; None for class logits. `precision`
+    bf16 runs the pass under bf16 autocast (the run's precision, as in training).
     """
     device = torch.device("cuda") if torch.cuda.is_available() else next(teacher.parameters()).device
     teacher.to(device).eval()
     outputs: dict[str, np.ndarray] = {}
     for begin, inputs in iterate_batches(dataset, collator, batch_size, device):
-        with _autocast(device):
+        with autocast(precision, device):
             result = teacher(**inputs)
         for name in output_names:
             values = result[name].float().cpu().numpy()

@@ -1,7 +1,7 @@
 """Fine-tune a model with the Hugging Face Trainer, checkpointing into the stage directory.
 
 The Trainer brings what a user expects (AdamW, linear warm-up and decay, gradient
-accumulation, mixed precision on GPU, RNG state in checkpoints) and its resume logic:
+accumulation, bf16 autocast on GPUs and CPUs that have it, RNG state in checkpoints) and its resume logic:
 a retried or re-run stage continues from the newest valid checkpoint with the same data
 order and random state, instead of starting over.
 """
@@ -21,6 +21,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from distill.artifacts import LOSS_CURVE
 from distill.config import TrainingConfig
 from distill.io import atomic_write_json
+from distill.precision import ResolvedPrecision
 from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint, mean_loss_of_resumed_run
 
 log = logging.getLogger("distill")
@@ -35,6 +36,7 @@ class TrainSummary:
     train_runtime_seconds: float
     train_samples: int
     resumed_from: str | None
+    precision: ResolvedPrecision = "fp32"
 
     def as_metrics(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class TrainSummary:
             "train_runtime_seconds": round(self.train_runtime_seconds, 3),
             "train_samples": self.train_samples,
             "resumed_from": self.resumed_from,
+            "precision": self.precision,
         }
 
 
@@ -60,10 +63,15 @@ class LogAtCheckpoints(TrainerCallback):
 
 
 def training_arguments(
-    training: TrainingConfig, checkpoint_dir: Path, *, seed: int, show_progress: bool
+    training: TrainingConfig,
+    checkpoint_dir: Path,
+    *,
+    seed: int,
+    show_progress: bool,
+    precision: ResolvedPrecision = "fp32",
 ) -> TrainingArguments:
-    """Map our TrainingConfig onto TrainingArguments; mixed precision only where the hardware has it."""
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    """Map our TrainingConfig onto TrainingArguments; `precision` bf16 trains under bf16 autocast (fp32 weights)."""
+    cuda = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=training.epochs,
@@ -82,11 +90,12 @@ def training_arguments(
         eval_strategy="no",
         seed=seed,
         data_seed=seed,
-        bf16=bf16,
+        bf16=precision == "bf16",
+        use_cpu=not cuda,  # the Trainer accepts bf16 without a GPU only when told it trains on the CPU
         report_to="none",
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_pin_memory=cuda,
     )
 
 
@@ -104,6 +113,7 @@ def train(
     trainer_kwargs: dict[str, Any] | None = None,
     show_progress: bool = False,
     keep_extra_columns: bool = False,
+    precision: ResolvedPrecision = "fp32",
 ) -> TrainSummary:
     """Train `model` in place, resuming from the newest valid checkpoint in `checkpoint_dir` if there is one.
 
@@ -111,7 +121,7 @@ def train(
     """
     if len(train_dataset) == 0:
         raise ValueError("no training features")
-    args = training_arguments(training, checkpoint_dir, seed=seed, show_progress=show_progress)
+    args = training_arguments(training, checkpoint_dir, seed=seed, show_progress=show_progress, precision=precision)
     # Distillation feeds columns the model does not take (feature_index, kd_mask); its trainer pops them.
     args.remove_unused_columns = not keep_extra_columns
     trainer = trainer_class(
@@ -144,4 +154,5 @@ def train(
         train_runtime_seconds=float(output.metrics.get("train_runtime", 0.0)),
         train_samples=len(train_dataset),
         resumed_from=resume.name if resume else None,
+        precision=precision,
     )
