@@ -11,6 +11,8 @@ which is `null_score_diff_threshold`. So every figure here is the script run on 
   na-prob file (no `best_*`);
 - tuned (v2, with validation data): the threshold is the official `best_f1_thresh` on the
   validation set, and the eval figures at it are added as `tuned_*` beside the headline ones.
+  Kept as the script computes it, quirk included: when abstaining everywhere scores best, the
+  sweep reports 0.0 (meant for probabilities, where 0 abstains on almost everything).
 """
 
 from __future__ import annotations
