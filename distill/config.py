@@ -68,6 +68,16 @@ class QADataConfig(StrictModel):
     eval_articles: ArticleSelection | None = Field(
         default=None, description="Articles to evaluate on: the last N in file order, or a list of titles."
     )
+    validation: DataSource | None = Field(
+        default=None,
+        description="v2: held-out data the no-answer threshold is tuned on (the official script's best_f1_thresh); "
+        "the evaluation then also reports eval figures at that threshold (tuned_*). May be the train or eval file.",
+    )
+    validation_articles: ArticleSelection | None = Field(
+        default=None,
+        description="Articles to tune on: a list of titles, or N: the first N in file order that are not training "
+        "articles (train | validation | ... | eval when all three are one file). Must not overlap train or eval.",
+    )
     version_2_with_negative: bool | None = Field(
         default=None, description="Allow no-answer predictions. None: true when the data has unanswerable questions."
     )
@@ -76,7 +86,9 @@ class QADataConfig(StrictModel):
     n_best_size: int = Field(default=20, ge=1, description="Start/end candidates searched per window.")
     max_answer_length: int = Field(default=30, ge=1, description="Longest answer, in tokens.")
     null_score_diff_threshold: float = Field(
-        default=0.0, description="v2: predict no-answer when null score minus best span score exceeds this."
+        default=0.0,
+        description="v2: abstain when the no-answer odds (null score minus best span score, a logit difference) "
+        "exceed this; the official script's --na-prob-thresh on the null_odds.json evaluation writes. 0: HF's default.",
     )
     max_train_samples: int | None = Field(default=None, ge=1, description="Cap on training questions (smoke runs).")
     max_eval_samples: int | None = Field(default=None, ge=1, description="Cap on evaluation questions.")
@@ -87,6 +99,12 @@ class QADataConfig(StrictModel):
             raise ValueError(
                 f"doc_stride ({self.doc_stride}) must be smaller than max_seq_length ({self.max_seq_length})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _validation_articles_need_a_source(self) -> QADataConfig:
+        if self.validation_articles is not None and self.validation is None:
+            raise ValueError("validation_articles needs data.validation (the file to take them from)")
         return self
 
 

@@ -13,10 +13,10 @@ from distill.config import QADataConfig
 from distill.data.classification import ClassificationDataset, encode_labels
 from distill.data.squad import SquadDataset
 from distill.metrics.classification import classification_metrics
-from distill.metrics.squad import score_squad
 from distill.precision import ResolvedPrecision, autocast
 from distill.qa.features import columns, prepare_eval_features
 from distill.qa.postprocess import QAPredictions, postprocess_qa_predictions
+from distill.qa.scoring import score_predictions, tuned_metrics
 
 Progress = Callable[[int], None]  # called with the number of rows just processed
 
@@ -55,9 +55,14 @@ def forward_in_batches(
 
 @dataclass(frozen=True)
 class QAEvaluation:
+    """`metrics` are the official script's on `predictions` (see distill.qa.scoring); `validation` is the
+    validation set's own evaluation when the no-answer threshold was tuned on it."""
+
     metrics: dict[str, float | int]
     predictions: QAPredictions
     num_features: int
+    version_2_with_negative: bool
+    validation: QAEvaluation | None = None
 
 
 def evaluate_qa(
@@ -69,8 +74,14 @@ def evaluate_qa(
     batch_size: int = 64,
     progress: Progress | None = None,
     precision: ResolvedPrecision = "fp32",
+    validation: SquadDataset | None = None,
 ) -> QAEvaluation:
-    """Predict every question of `dataset` and score with the official SQuAD v2.0 rules."""
+    """Predict every question of `dataset` and score as the official SQuAD v2.0 script scores the written files.
+
+    v2: figures at `settings.null_score_diff_threshold`; with `validation`, that set is
+    predicted too, its official `best_f1_thresh` is the tuned threshold, and the eval figures
+    at it are added as `tuned_*`.
+    """
     examples = dataset.examples()
     features = prepare_eval_features(
         columns(examples), tokenizer, max_seq_length=settings.max_seq_length, doc_stride=settings.doc_stride
@@ -86,13 +97,30 @@ def evaluate_qa(
         features,
         logits["start_logits"],
         logits["end_logits"],
-        version_2_with_negative=with_negative,
         n_best_size=settings.n_best_size,
         max_answer_length=settings.max_answer_length,
-        null_score_diff_threshold=settings.null_score_diff_threshold,
     )
-    metrics = score_squad(dataset, predictions.answers, predictions.null_odds)
-    return QAEvaluation(metrics=metrics, predictions=predictions, num_features=len(features["input_ids"]))
+    metrics = score_predictions(
+        dataset,
+        predictions,
+        version_2_with_negative=with_negative,
+        null_threshold=settings.null_score_diff_threshold,
+    )
+    tuned_on = None
+    if validation is not None and with_negative:
+        # Tuning the abstention is a v2 question, whatever share of the validation set is unanswerable.
+        v2 = settings.model_copy(update={"version_2_with_negative": True})
+        tuned_on = evaluate_qa(
+            model, tokenizer, validation, v2, batch_size=batch_size, progress=progress, precision=precision
+        )
+        metrics.update(tuned_metrics(dataset, predictions, tuned_on.metrics, tuned_on.predictions))
+    return QAEvaluation(
+        metrics=metrics,
+        predictions=predictions,
+        num_features=len(features["input_ids"]),
+        version_2_with_negative=with_negative,
+        validation=tuned_on,
+    )
 
 
 def tokenize_classification(

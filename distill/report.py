@@ -22,8 +22,22 @@ class Entry:
     taught_by: str | None = None
 
 
-# Task metrics shown when the evaluation produced them (QA: EM/F1, and HasAns/NoAns on v2.0).
-METRIC_COLUMNS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "accuracy")
+# Task metrics shown when the evaluation produced them (QA: EM/F1, and HasAns/NoAns on v2.0, at the configured
+# no-answer threshold; with validation data, also at the threshold tuned on it).
+METRIC_COLUMNS = (
+    "exact",
+    "f1",
+    "HasAns_exact",
+    "HasAns_f1",
+    "NoAns_exact",
+    "NoAns_f1",
+    "tuned_null_threshold",
+    "tuned_exact",
+    "tuned_f1",
+    "tuned_HasAns_f1",
+    "tuned_NoAns_f1",
+    "accuracy",
+)
 COST_COLUMNS = ("precision", "parameters", "size_on_disk_mb", "latency_p50_ms", "throughput_per_s")
 
 

@@ -12,11 +12,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from distill.errors import DistillError
+
+if TYPE_CHECKING:
+    from distill.config import DataSource
 
 app = typer.Typer(
     name="distill",
@@ -47,9 +50,16 @@ def score(
     data: Annotated[Path, typer.Argument(help="SQuAD v1.1/v2.0 JSON (or .json.gz) with the gold answers.")],
     predictions: Annotated[Path, typer.Argument(help="JSON object: question id -> predicted answer text.")],
     na_prob_file: Annotated[
-        Path | None, typer.Option(help="JSON object: question id -> no-answer probability (adds best_* keys).")
+        Path | None,
+        typer.Option(help="JSON object: question id -> no-answer probability or odds (adds best_* keys)."),
     ] = None,
-    na_prob_thresh: Annotated[float, typer.Option(help="Predict no-answer when the probability exceeds this.")] = 1.0,
+    na_prob_thresh: Annotated[
+        float,
+        typer.Option(
+            help="Abstain where the na-prob value exceeds this. The official default 1.0 is for probabilities; "
+            "for the odds `distill evaluate` writes, pass its null_threshold (default 0)."
+        ),
+    ] = 1.0,
 ) -> None:
     """Score SQuAD predictions exactly as the official v2.0 evaluation script does."""
     from distill.data.squad import read_squad
@@ -81,9 +91,25 @@ def evaluate(
         typer.Option(help="Default: from the model's head, else the file type."),
     ] = "auto",
     max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate the first N questions/rows only.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Write predictions here (JSON).")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write predictions here (JSON; QA: each question's best span).")
+    ] = None,
     na_prob_output: Annotated[
-        Path | None, typer.Option(help="QA: write no-answer odds here (for score --na-prob-file).")
+        Path | None,
+        typer.Option(
+            help="QA v2: write no-answer odds here; `score --na-prob-file` with `--na-prob-thresh` = null_threshold "
+            "reproduces the metrics."
+        ),
+    ] = None,
+    null_threshold: Annotated[
+        float, typer.Option(help="QA v2: abstain where the no-answer odds (a logit difference) exceed this.")
+    ] = 0.0,
+    validation_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="QA v2: SQuAD JSON to tune the threshold on (its best_f1_thresh); adds tuned_* metrics. "
+            "Must share no question with --data."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     max_seq_length: Annotated[
@@ -99,7 +125,11 @@ def evaluate(
         typer.Option(help="bf16 autocast, fp32, or auto: bf16 where the GPU or CPU (AMX/AVX512-BF16) runs it fast."),
     ] = "auto",
 ) -> None:
-    """Evaluate a model on QA (EM/F1) or classification (accuracy) data and print JSON metrics."""
+    """Evaluate a model on QA (EM/F1) or classification (accuracy) data and print JSON metrics.
+
+    QA: the metrics are the official SQuAD v2.0 script's on the files written: `distill score DATA
+    OUTPUT --na-prob-file NA_PROB_OUTPUT --na-prob-thresh NULL_THRESHOLD` prints the same.
+    """
     _quiet_libraries()
     from distill.config import DataSource
     from distill.data.sources import is_local
@@ -118,8 +148,18 @@ def evaluate(
     with autocast(resolved, "cpu"):
         if task == "qa":
             result, written = _evaluate_qa(
-                model, source, max_samples, batch_size, max_seq_length or 384, doc_stride, trust_remote_code
+                model,
+                source,
+                max_samples,
+                batch_size,
+                max_seq_length or 384,
+                doc_stride,
+                trust_remote_code,
+                null_threshold,
+                validation_data,
             )
+            if na_prob_output is not None and "null_odds" not in written:
+                typer.echo("note: no unanswerable questions, so nothing abstains: no na-prob file written", err=True)
         else:
             result, written = _evaluate_classification(
                 model,
@@ -159,21 +199,47 @@ def _warn_fresh_head(model: str, fresh: list[str]) -> bool:
     return bool(fresh)
 
 
-def _evaluate_qa(model_name, source, max_samples, batch_size, max_seq_length, doc_stride, trust_remote_code):  # noqa: ANN001, ANN202
+def _evaluate_qa(
+    model_name: str,
+    source: DataSource,
+    max_samples: int | None,
+    batch_size: int,
+    max_seq_length: int,
+    doc_stride: int,
+    trust_remote_code: bool,
+    null_threshold: float,
+    validation_data: Path | None,
+) -> tuple[dict, dict]:
     from distill.config import QADataConfig
-    from distill.data.squad import cap_questions, read_squad
+    from distill.data.squad import cap_questions, check_disjoint, read_squad
     from distill.evaluation import evaluate_qa
     from distill.models.loading import load_model, load_tokenizer
 
     try:
-        settings = QADataConfig(eval=source, max_seq_length=max_seq_length, doc_stride=doc_stride)
+        settings = QADataConfig(
+            eval=source,
+            max_seq_length=max_seq_length,
+            doc_stride=doc_stride,
+            null_score_diff_threshold=null_threshold,
+        )
     except ValueError as exc:
         raise DistillError(f"evaluate: {str(exc).splitlines()[-1].strip()}") from None
     dataset = cap_questions(read_squad(source), max_samples)
+    validation = None
+    if validation_data is not None:
+        validation = read_squad(str(validation_data))
+        check_disjoint(
+            validation, dataset, "--validation-data and --data", "the threshold must be tuned on held-out questions"
+        )
     tokenizer = load_tokenizer(model_name, trust_remote_code=trust_remote_code)
     model, fresh = load_model(model_name, "qa", trust_remote_code=trust_remote_code)
-    with _progress_bar(dataset.num_questions, "window") as bar:
-        evaluation = evaluate_qa(model, tokenizer, dataset, settings, batch_size=batch_size, progress=bar.update)
+    questions = dataset.num_questions + (validation.num_questions if validation is not None else 0)
+    with _progress_bar(questions, "window") as bar:
+        evaluation = evaluate_qa(
+            model, tokenizer, dataset, settings, batch_size=batch_size, progress=bar.update, validation=validation
+        )
+    if validation is not None and evaluation.validation is None:
+        typer.echo("note: no unanswerable questions in --data: nothing abstains, no threshold tuned", err=True)
     result = {
         "task": "qa",
         "model": model_name,
@@ -182,7 +248,10 @@ def _evaluate_qa(model_name, source, max_samples, batch_size, max_seq_length, do
         "num_features": evaluation.num_features,
         "metrics": evaluation.metrics,
     }
-    return result, {"predictions": evaluation.predictions.answers, "null_odds": evaluation.predictions.null_odds}
+    written = {"predictions": evaluation.predictions.best_spans}
+    if evaluation.version_2_with_negative:
+        written["null_odds"] = evaluation.predictions.null_odds
+    return result, written
 
 
 def _evaluate_classification(

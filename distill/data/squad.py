@@ -229,14 +229,27 @@ def split_by_article(
     """Deterministic by-article split of one file: train from the front, eval from the back, never overlapping."""
     train = select_articles(dataset, train_articles, from_end=False)
     evaluation = select_articles(dataset, eval_articles, from_end=True)
-    train_ids = {id(article) for article in train.articles}
-    shared = [a.get("title", "") for a in evaluation.articles if id(a) in train_ids]
+    check_disjoint(
+        evaluation, train, "train and eval articles", "evaluation on training articles would overstate accuracy"
+    )
+    return train, evaluation
+
+
+def check_disjoint(dataset: SquadDataset, other: SquadDataset, names: str, consequence: str) -> None:
+    """One-line DataError when `dataset` shares questions (by id, unique per file) with `other`.
+
+    `names` says which two selections overlap, `consequence` why that is wrong.
+    """
+    other_ids = {qa["id"] for qa in other.questions()}
+    shared = [
+        article.get("title", "")
+        for article in dataset.articles
+        if any(qa["id"] in other_ids for paragraph in article["paragraphs"] for qa in paragraph["qas"])
+    ]
     if shared:
         raise DataError(
-            f"{dataset.source}: train and eval articles overlap ({len(shared)} shared, e.g. {shared[0]!r}); "
-            "evaluation on training articles would overstate accuracy"
+            f"{dataset.source}: {names} overlap ({len(shared)} shared articles, e.g. {shared[0]!r}); {consequence}"
         )
-    return train, evaluation
 
 
 def cap_questions(dataset: SquadDataset, limit: int | None) -> SquadDataset:

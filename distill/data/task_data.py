@@ -24,6 +24,7 @@ from distill.data.sources import is_local
 from distill.data.squad import (
     SquadDataset,
     cap_questions,
+    check_disjoint,
     parse_squad,
     read_squad,
     select_articles,
@@ -55,10 +56,18 @@ def source_fingerprint(source: DataSource) -> str:
     return hash_object(source.model_dump(exclude={"local_copy"}))
 
 
+_SOURCE_FIELDS = ("train", "eval", "validation")
+
+
 def data_fingerprint(config: DataConfig) -> str:
     """Everything about the data that changes what a stage sees: the sources' bytes and the data settings."""
-    sources = [source_fingerprint(s) for s in (config.train, config.eval) if s is not None]
-    return hash_object({"sources": sources, "settings": config.model_dump(mode="json", exclude={"train", "eval"})})
+    sources = {
+        name: source_fingerprint(source)
+        for name in _SOURCE_FIELDS
+        if (source := getattr(config, name, None)) is not None
+    }
+    settings = config.model_dump(mode="json", exclude=set(_SOURCE_FIELDS))
+    return hash_object({"sources": sources, "settings": settings})
 
 
 def _synthetic_split_seed(source: DataSource) -> int:
@@ -73,6 +82,7 @@ def _synthetic_split_seed(source: DataSource) -> int:
 class QAData:
     train: SquadDataset | None
     eval: SquadDataset
+    validation: SquadDataset | None = None  # v2: held-out questions the no-answer threshold is tuned on
 
 
 def _read_squad_source(source: DataSource, default_split: str) -> SquadDataset:
@@ -85,28 +95,81 @@ def _read_squad_source(source: DataSource, default_split: str) -> SquadDataset:
     return read_squad(source, default_split=default_split)
 
 
+def _same_file(first: DataSource | None, second: DataSource | None) -> bool:
+    return first is not None and second is not None and effective_source(first) == effective_source(second)
+
+
+class _SquadFiles:
+    """Reads each file once: sources that compare equal are one file, split by article."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, SquadDataset] = {}
+
+    def __call__(self, source: DataSource, default_split: str) -> SquadDataset:
+        key = effective_source(source).model_dump_json()
+        if key not in self._read:
+            self._read[key] = _read_squad_source(source, default_split)
+        return self._read[key]
+
+
 def load_qa_data(config: QADataConfig, *, need_train: bool = True) -> QAData:
-    """Train and eval SQuAD sets after the by-article split and the question caps."""
-    whole_eval_file = _read_squad_source(config.eval, "validation")
-    one_file = config.train is not None and effective_source(config.train) == effective_source(config.eval)
-    train = None
-    if one_file and need_train:
-        if config.train_articles is None or config.eval_articles is None:
-            raise DataError(
-                f"{whole_eval_file.source}: train and eval are the same file; set data.train_articles and "
-                "data.eval_articles to split it by article"
-            )
-        train, evaluation = split_by_article(whole_eval_file, config.train_articles, config.eval_articles)
-    else:
+    """Train, eval and validation SQuAD sets after the by-article split and the question caps.
+
+    A configured validation set is always loaded (preflight checks it, evaluation tunes on
+    it) and never capped.
+    """
+    read = _SquadFiles()
+    whole_eval_file = read(config.eval, "validation")
+    # Validation articles taken from the training file are placed after, and checked against, the training ones.
+    select_train = need_train or _same_file(config.validation, config.train)
+    train = evaluation = None
+    if select_train and config.train is not None:
+        if _same_file(config.train, config.eval):
+            if config.train_articles is None or config.eval_articles is None:
+                raise DataError(
+                    f"{whole_eval_file.source}: train and eval are the same file; set data.train_articles and "
+                    "data.eval_articles to split it by article"
+                )
+            train, evaluation = split_by_article(whole_eval_file, config.train_articles, config.eval_articles)
+        else:
+            train = select_articles(read(config.train, "train"), config.train_articles, from_end=False)
+    elif need_train:
+        raise DataError("data.train: a training source is required for this run")
+    if evaluation is None:
         evaluation = select_articles(whole_eval_file, config.eval_articles, from_end=True)
-        if need_train:
-            if config.train is None:
-                raise DataError("data.train: a training source is required for this run")
-            train = select_articles(_read_squad_source(config.train, "train"), config.train_articles, from_end=False)
+    validation = _select_validation(config, read, train, evaluation)
     return QAData(
-        train=cap_questions(train, config.max_train_samples) if train is not None else None,
+        train=cap_questions(train, config.max_train_samples) if need_train and train is not None else None,
         eval=cap_questions(evaluation, config.max_eval_samples),
+        validation=validation,
     )
+
+
+def _select_validation(
+    config: QADataConfig, read: _SquadFiles, train: SquadDataset | None, evaluation: SquadDataset
+) -> SquadDataset | None:
+    """The validation articles, sharing no question with the train and eval selections."""
+    if config.validation is None:
+        return None
+    whole = read(config.validation, "validation")
+    if (
+        train is not None
+        and isinstance(config.validation_articles, int)
+        and _same_file(config.validation, config.train)
+    ):
+        # A count continues after the training articles: train | validation | ... | eval in file order.
+        trained = {qa["id"] for qa in train.questions()}
+        rest = [a for a in whole.articles if not any(qa["id"] in trained for p in a["paragraphs"] for qa in p["qas"])]
+        whole = whole.select(rest, "[after the training articles]")
+    validation = select_articles(whole, config.validation_articles, from_end=False)
+    for name, other in (("train", train), ("eval", evaluation)):
+        if other is not None:
+            one_file = _same_file(config.validation, getattr(config, name))
+            names = (
+                f"data.validation_articles and data.{name}_articles" if one_file else f"data.validation and data.{name}"
+            )
+            check_disjoint(validation, other, names, "the no-answer threshold must be tuned on held-out questions")
+    return validation
 
 
 # --------------------------------------------------------------------------- classification

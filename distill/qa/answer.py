@@ -16,12 +16,18 @@ def answer_questions(
     pairs: list[tuple[str, str]],
     *,
     allow_no_answer: bool = True,
+    null_score_diff_threshold: float = 0.0,
     max_seq_length: int = 384,
     doc_stride: int = 128,
     max_answer_length: int = 30,
     batch_size: int = 32,
 ) -> list[dict[str, Any]]:
-    """For each (question, context): {'answer': text ('' = no answer), 'null_odds': no-answer minus best span}."""
+    """For each (question, context): {'answer': text ('' = no answer), 'null_odds': no-answer minus best span}.
+
+    With `allow_no_answer`, a question is answered "" when its null_odds exceed
+    `null_score_diff_threshold`: pass the run's `null_threshold`, or the `tuned_null_threshold`
+    its evaluation found on validation data, to answer as that figure was scored.
+    """
     examples = [
         {"id": str(i), "title": "", "question": q, "context": c, "answers": {"text": [], "answer_start": []}}
         for i, (q, c) in enumerate(pairs)
@@ -33,10 +39,7 @@ def answer_questions(
         features,
         logits["start_logits"],
         logits["end_logits"],
-        version_2_with_negative=allow_no_answer,
         max_answer_length=max_answer_length,
     )
-    return [
-        {"answer": predictions.answers[str(i)], "null_odds": predictions.null_odds.get(str(i))}
-        for i in range(len(pairs))
-    ]
+    answers = predictions.final_answers(null_score_diff_threshold) if allow_no_answer else predictions.best_spans
+    return [{"answer": answers[str(i)], "null_odds": predictions.null_odds[str(i)]} for i in range(len(pairs))]

@@ -1,11 +1,16 @@
-"""From start/end logits of every window back to one answer string per question (numpy only).
+"""From start/end logits of every window back to one span and one no-answer odds per question (numpy only).
 
 For each question, every window proposes its `n_best_size` best starts and ends; a span
 is valid when both ends lie in the context, end >= start and it is at most
-`max_answer_length` tokens. The best-scoring span over all windows wins. For SQuAD v2 the
-no-answer score is the lowest CLS score over the question's windows, and the question is
-answered with "" when that beats the best span by more than `null_score_diff_threshold`.
-This function computes; it does not write files or log.
+`max_answer_length` tokens. The best-scoring span over all windows wins. The no-answer
+score is the lowest CLS score over the question's windows; the odds are that minus the
+best span's score.
+
+The result is what the official SQuAD v2.0 script takes: the best non-null span per
+question (its predictions file) and the odds (its `--na-prob-file`). Abstaining is left to
+the threshold, `--na-prob-thresh` when scoring, `QAPredictions.final_answers` when
+answering, so the scorer's best-threshold sweep sees every span. This module computes; it
+does not write files or log.
 """
 
 from __future__ import annotations
@@ -23,14 +28,24 @@ NO_SPAN_NULL_ODDS = 1e6
 
 @dataclass(frozen=True)
 class QAPredictions:
-    """Answers by question id, and each question's no-answer odds.
+    """Each question's best non-null span and its no-answer odds, by question id.
 
-    `null_odds` = no-answer score minus best span score: higher means more likely
-    unanswerable. It is what the official script's `--na-prob-file` expects.
+    `best_spans`: the best valid span's text ("" only when no window offers a valid span).
+    `null_odds`: no-answer score minus best span score, a logit difference (not a
+    probability): higher means more likely unanswerable. The two are the official script's
+    predictions file and `--na-prob-file`; the script's `--na-prob-thresh` is then
+    `null_score_diff_threshold`.
     """
 
-    answers: dict[str, str]
+    best_spans: dict[str, str]
     null_odds: dict[str, float]
+
+    def final_answers(self, null_score_diff_threshold: float = 0.0) -> dict[str, str]:
+        """Answers after abstaining ("") where the odds exceed the threshold: what the scorer counts."""
+        return {
+            qid: "" if self.null_odds[qid] > null_score_diff_threshold else span
+            for qid, span in self.best_spans.items()
+        }
 
 
 def best_span_in_window(
@@ -71,12 +86,10 @@ def postprocess_qa_predictions(
     start_logits: np.ndarray | Sequence[np.ndarray],
     end_logits: np.ndarray | Sequence[np.ndarray],
     *,
-    version_2_with_negative: bool,
     n_best_size: int = 20,
     max_answer_length: int = 30,
-    null_score_diff_threshold: float = 0.0,
 ) -> QAPredictions:
-    """Answer every example from its windows' logits.
+    """Every example's best span and no-answer odds from its windows' logits.
 
     Args:
         examples: rows with `id` and `context`.
@@ -89,7 +102,7 @@ def postprocess_qa_predictions(
     for index, example_id in enumerate(features["example_id"]):
         windows_by_example[example_id].append(index)
 
-    answers: dict[str, str] = {}
+    best_spans: dict[str, str] = {}
     null_odds: dict[str, float] = {}
     for example in examples:
         best: tuple[float, int, int] | None = None
@@ -108,12 +121,10 @@ def postprocess_qa_predictions(
             if span is not None and (best is None or span[0] > best[0]):
                 best = span
         if best is None:
-            answers[example["id"]] = ""
+            best_spans[example["id"]] = ""
             null_odds[example["id"]] = NO_SPAN_NULL_ODDS
             continue
         score, start_char, end_char = best
-        odds = min_null_score - score
-        null_odds[example["id"]] = float(odds)
-        abstain = version_2_with_negative and odds > null_score_diff_threshold
-        answers[example["id"]] = "" if abstain else example["context"][start_char:end_char]
-    return QAPredictions(answers=answers, null_odds=null_odds)
+        best_spans[example["id"]] = example["context"][start_char:end_char]
+        null_odds[example["id"]] = float(min_null_score - score)
+    return QAPredictions(best_spans=best_spans, null_odds=null_odds)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from distill.config import QADataConfig, RunConfig
 from distill.data.task_data import QAData
 from distill.errors import ModelError
-from distill.evaluation import Progress, evaluate_classification, evaluate_qa, tokenize_classification
+from distill.evaluation import (
+    Progress,
+    QAEvaluation,
+    evaluate_classification,
+    evaluate_qa,
+    tokenize_classification,
+)
 from distill.io import atomic_write_json
 from distill.models.loading import load_model, load_tokenizer
 from distill.precision import resolve_precision
@@ -24,7 +31,11 @@ def evaluate_model(
     trust_remote_code: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Score the model at `model_path` on the eval data; predictions go to `output_dir/predictions.json`."""
+    """Score the model at `model_path` on the eval data; predictions go to `output_dir` (see write_qa_predictions).
+
+    QA `f1`/`exact` are at the configured `null_score_diff_threshold`; with validation data on
+    v2, the figures at the threshold tuned on it are beside them as `tuned_*`.
+    """
     data = load_task_data(config, need_train=False)
     settings = config.data
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
@@ -33,11 +44,17 @@ def evaluate_model(
     if isinstance(data, QAData):
         model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
         evaluation = evaluate_qa(
-            model, tokenizer, data.eval, settings, batch_size=batch_size, progress=progress, precision=precision
+            model,
+            tokenizer,
+            data.eval,
+            settings,
+            batch_size=batch_size,
+            progress=progress,
+            validation=data.validation,
+            precision=precision,
         )
         metrics: dict[str, Any] = dict(evaluation.metrics)
-        atomic_write_json(output_dir / "predictions.json", evaluation.predictions.answers)
-        atomic_write_json(output_dir / "null_odds.json", evaluation.predictions.null_odds)
+        write_qa_predictions(evaluation, output_dir)
         sample = first_input(
             prepare_eval_features(
                 columns(data.eval.examples()[:1]),
@@ -88,3 +105,20 @@ def evaluate_model(
 def task_metric_name(config: RunConfig) -> str:
     """The headline metric for the run's task."""
     return "f1" if isinstance(config.data, QADataConfig) else "accuracy"
+
+
+def write_qa_predictions(evaluation: QAEvaluation, output_dir: Path) -> None:
+    """The official script's inputs, so its output equals the metrics.
+
+    `predictions.json`: each question's best non-null span. On v2, `null_odds.json`: its
+    no-answer odds, the `--na-prob-file`; score with `--na-prob-thresh` = the metrics'
+    `null_threshold` (or `tuned_null_threshold` for the tuned figures). When the threshold
+    was tuned, the same pair for the validation set as `validation_predictions.json` and
+    `validation_null_odds.json` (its `best_f1_thresh` is `tuned_null_threshold`).
+    """
+    atomic_write_json(output_dir / "predictions.json", evaluation.predictions.best_spans)
+    if evaluation.version_2_with_negative:
+        atomic_write_json(output_dir / "null_odds.json", evaluation.predictions.null_odds)
+    if evaluation.validation is not None:
+        atomic_write_json(output_dir / "validation_predictions.json", evaluation.validation.predictions.best_spans)
+        atomic_write_json(output_dir / "validation_null_odds.json", evaluation.validation.predictions.null_odds)

@@ -256,6 +256,11 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         finetuned_teacher_without_train_data,
         ["data.train", "training source is required"],
     ),
+    (
+        "validation-overlaps-eval",
+        set_path("data.validation", "{root}/eval.json"),
+        ["eval.json", "data.validation_articles and data.eval_articles overlap", "held-out questions"],
+    ),
     # config values
     ("invalid-yaml", write("run.yaml", "name: [bad\n"), ["{config}", "invalid YAML"]),
     (
@@ -264,6 +269,11 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         ["{config}", "teacher.training.learning_rat: unknown key"],
     ),
     ("wrong-type", set_path("teacher.training.batch_size", "sixteen"), ["{config}", "teacher.training.batch_size"]),
+    (
+        "validation-articles-without-validation",
+        set_path("data.validation_articles", 2),
+        ["{config}", "validation_articles needs data.validation"],
+    ),
     (
         "negative-learning-rate",
         set_path("stages.0.prediction_layer.training.learning_rate", -1e-4),

@@ -77,7 +77,8 @@ def test_score_bad_input(
 def test_evaluate_qa_writes_predictions_that_score_the_same(
     tiny_qa_model: Path, squad_file: Path, tmp_path: Path
 ) -> None:
-    out, odds = tmp_path / "preds.json", tmp_path / "odds.json"
+    out, odds, validation = tmp_path / "preds.json", tmp_path / "odds.json", tmp_path / "validation.json"
+    validation.write_text(json.dumps(synthetic_squad(articles=2, paragraphs=2, facts=3, seed=5)))
     result = distill(
         "evaluate",
         "--model",
@@ -92,13 +93,24 @@ def test_evaluate_qa_writes_predictions_that_score_the_same(
         out,
         "--na-prob-output",
         odds,
+        "--null-threshold",
+        "-0.25",
+        "--validation-data",
+        validation,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["task"] == "qa" and report["untrained_head"] is False
-    assert report["num_features"] > report["metrics"]["total"]  # long contexts were windowed
-    rescored = json.loads(distill("score", squad_file, out, "--na-prob-file", odds).stdout)
-    assert rescored == report["metrics"]
+    metrics = report["metrics"]
+    assert report["num_features"] > metrics["total"]  # long contexts were windowed
+    # The official script on the written files, at the threshold the metrics record, prints the same figures.
+    assert metrics["null_threshold"] == -0.25
+    rescored = json.loads(distill("score", squad_file, out, "--na-prob-file", odds, "--na-prob-thresh", "-0.25").stdout)
+    assert rescored == {key: metrics[key] for key in rescored}
+    # And at the threshold tuned on --validation-data, the tuned_* figures.
+    tuned = metrics["tuned_null_threshold"]
+    at_tuned = json.loads(distill("score", squad_file, out, "--na-prob-file", odds, "--na-prob-thresh", tuned).stdout)
+    assert (metrics["tuned_exact"], metrics["tuned_f1"]) == (at_tuned["exact"], at_tuned["f1"])
 
 
 def test_evaluate_classification(tiny_classifier: Path, sentiment_tsv: Path, tmp_path: Path) -> None:
@@ -123,6 +135,13 @@ def test_evaluate_bad_input_writes_nothing(tiny_qa_model: Path, tmp_path: Path) 
     assert_user_error(result, "bad.json", "question syn-0-0-0-0: answer_start")
     assert not out.exists()
     assert_user_error(distill("evaluate", "--model", tmp_path / "nope", "--data", bad), "no such model folder")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(synthetic_squad(articles=1, seed=0)))
+    assert_user_error(
+        distill("evaluate", "--model", tiny_qa_model, "--data", good, "--validation-data", good, "--output", out),
+        "--validation-data and --data overlap",
+    )
+    assert not out.exists()
 
 
 def test_validate_prints_resolved_config(tmp_path: Path) -> None:

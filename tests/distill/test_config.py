@@ -76,6 +76,7 @@ def test_classification_section_is_chosen_by_task(tmp_path: Path) -> None:
             r"teacher\.training\.learning_rate: .*valid number.* \(got 'fast'\)",
         ),
         ("train_articles: 3", "train_articles: 0", r"data\.train_articles"),
+        ("eval_articles: 1", "eval_articles: 1\n  validation_articles: 2", r"data: .*validation_articles needs data\."),
         ("  model: minilm", "  modle: minilm", r"teacher\.model: required field is missing \(and 1 more problem\)"),
         ("name: demo", "name: 'bad name!'", r"name: String should match pattern"),
         ("task: qa", "task: vision", r"data: .*'qa', 'classification'"),

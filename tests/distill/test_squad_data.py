@@ -1,4 +1,4 @@
-"""SQuAD reading, validation, by-article splits and hub-row conversion."""
+"""SQuAD reading, validation, by-article splits (train, validation, eval) and hub-row conversion."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from distill.config import QADataConfig
 from distill.data.squad import cap_questions, from_hub_rows, parse_squad, read_squad, split_by_article
+from distill.data.task_data import data_fingerprint, load_qa_data
 from distill.errors import DataError
 from distill.synthetic import synthetic_squad
 
@@ -117,3 +119,57 @@ def test_hub_rows_round_trip() -> None:
     rebuilt = from_hub_rows(dataset.examples(), source="hub")
     assert rebuilt.examples() == dataset.examples()
     assert rebuilt.titles == dataset.titles
+
+
+def six_articles(tmp_path: Path, name: str = "dev.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(synthetic_squad(articles=6, paragraphs=1, facts=2, seed=3)))
+    return path
+
+
+def qa_config(tmp_path: Path, **fields: object) -> QADataConfig:
+    path = str(six_articles(tmp_path))
+    return QADataConfig(train=path, eval=path, train_articles=2, eval_articles=2, **fields)
+
+
+def test_validation_from_the_training_file_continues_after_the_training_articles(tmp_path: Path) -> None:
+    config = qa_config(tmp_path, validation=str(tmp_path / "dev.json"), validation_articles=2)
+    data = load_qa_data(config)
+    assert data.train.titles == ["Synthetic_0", "Synthetic_1"]
+    assert data.validation.titles == ["Synthetic_2", "Synthetic_3"]  # train | validation | ... | eval
+    assert data.eval.titles == ["Synthetic_4", "Synthetic_5"]
+    # The evaluate stage loads no training data, and gets the same validation articles.
+    assert load_qa_data(config, need_train=False).validation.titles == data.validation.titles
+    by_title = qa_config(tmp_path, validation=str(tmp_path / "dev.json"), validation_articles=["Synthetic_3"])
+    assert load_qa_data(by_title, need_train=False).validation.titles == ["Synthetic_3"]
+    assert load_qa_data(qa_config(tmp_path)).validation is None
+
+
+@pytest.mark.parametrize(
+    ("articles", "separate_file", "fields"),
+    [
+        (["Synthetic_1", "Synthetic_2"], False, "data.validation_articles and data.train_articles overlap"),
+        (3, False, "data.validation_articles and data.eval_articles overlap"),  # 2..4 reaches eval's 4
+        (["Synthetic_5"], True, "data.validation and data.eval overlap"),  # a copy of the file: same questions
+    ],
+)
+def test_validation_overlapping_train_or_eval_is_one_line_naming_the_fields(
+    tmp_path: Path, articles: object, separate_file: bool, fields: str
+) -> None:
+    validation = str(six_articles(tmp_path, "copy.json")) if separate_file else str(tmp_path / "dev.json")
+    config = qa_config(tmp_path, validation=validation, validation_articles=articles)
+    for need_train in (True, False):
+        with pytest.raises(DataError, match=fields) as caught:
+            load_qa_data(config, need_train=need_train)
+        assert "\n" not in str(caught.value) and "held-out questions" in str(caught.value)
+
+
+def test_data_fingerprint_follows_the_validation_file(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    validation = six_articles(other, "validation.json")
+    config = qa_config(tmp_path, validation=str(validation))
+    before = data_fingerprint(config)
+    assert before != data_fingerprint(qa_config(tmp_path))
+    validation.write_text(json.dumps(synthetic_squad(articles=6, paragraphs=1, facts=2, seed=4)))
+    assert data_fingerprint(config) != before
