@@ -7,7 +7,7 @@ schedule; three ways to train it, timed side by side:
 - kd-cached: Hinton KD with one teacher pass over the features first (its time included);
 - kd-per-step: Hinton KD with the teacher run at every step (the Haystack / txtai way);
 - intermediate: TinyBERT intermediate-layer distillation (embeddings, hidden states,
-  attentions; eager attention in both models, teacher run every step).
+  attention scores; the recording eager attention in both models, teacher run every step).
 
     python benchmarks/kd_cost.py --profile quick   # synthetic data, tiny model, < 1 minute
     python benchmarks/kd_cost.py --profile full    # SST-2 from $DISTILL_DATA_DIR, MiniLM teacher
@@ -33,6 +33,7 @@ from distill.config import ClassificationDataConfig, DataSource, PredictionTrain
 from distill.data.classification import ClassificationDataset, read_classification, sample_rows
 from distill.evaluation import evaluate_classification
 from distill.layer_map import uniform_map
+from distill.models.attention import RECORDING_ATTENTION
 from distill.models.loading import load_model, load_tokenizer, save_model
 from distill.models.student import build_student, num_layers
 from distill.synthetic import synthetic_sentiment
@@ -181,9 +182,9 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
         kd(model, "kd-step", teacher_model=teacher)
 
     def intermediate(model: Any) -> None:
-        eager_teacher, _ = load_model(str(teacher_dir), "classification", attn_implementation="eager")
-        pairs = uniform_map(num_layers(model), num_layers(eager_teacher))
-        attach_projections(model, HiddenProjections(pairs, model.config.hidden_size, eager_teacher.config.hidden_size))
+        teacher_model, _ = load_model(str(teacher_dir), "classification", attn_implementation=RECORDING_ATTENTION)
+        pairs = uniform_map(num_layers(model), num_layers(teacher_model))
+        attach_projections(model, HiddenProjections(pairs, model.config.hidden_size, teacher_model.config.hidden_size))
         train(
             model,
             plain_features,
@@ -193,7 +194,7 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
             data_collator=collator,
             trainer_class=IntermediateDistillationTrainer,
             trainer_kwargs={
-                "teacher_model": eager_teacher,
+                "teacher_model": teacher_model,
                 "pairs": pairs,
                 "embedding_weight": 1.0,
                 "hidden_weight": 1.0,
@@ -205,7 +206,7 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
 
     timed("kd-cached", kd_cached)
     timed("kd-per-step", kd_per_step)
-    timed("intermediate", intermediate, attn_implementation="eager")
+    timed("intermediate", intermediate, attn_implementation=RECORDING_ATTENTION)
 
     plain = results["plain"]["seconds"]
     examples = len(features) * settings.epochs

@@ -12,6 +12,8 @@ separators, padding) are masked in both distributions, except CLS, the no-answer
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -103,39 +105,67 @@ def masked_mse(student: torch.Tensor, teacher: torch.Tensor, token_mask: torch.T
     return squared.sum() / (mask.sum() * student.shape[-1]).clamp_min(1.0)
 
 
-def _head_average_if_needed(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if student.shape[1] != teacher.shape[1]:
-        # Different head counts: compare what each layer attends to on average.
-        return student.mean(dim=1, keepdim=True), teacher.mean(dim=1, keepdim=True)
-    return student, teacher
+def _pair_mask(token_mask: torch.Tensor) -> torch.Tensor:
+    """`(B, 1, T, T)` bool: True where query and key are both real tokens."""
+    real = token_mask.bool()
+    return real[:, None, :, None] & real[:, None, None, :]
 
 
-def attention_mse(student: torch.Tensor, teacher: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-    """MSE between attention maps over real query and key positions (head-averaged if head counts differ).
+def attention_mse(student_scores: torch.Tensor, teacher_scores: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """TinyBERT's attention loss: MSE between attention scores (pre-softmax QK^T / sqrt(d_head)).
+
+    Averaged over heads and over the (query, key) pairs where both are real tokens; pairs
+    touching padding are left out of the sum and of the count (TinyBERT's code zeroes the
+    masked entries but still counts them). With different head counts the per-position
+    mean over heads is compared.
 
     Args:
-        student, teacher: `(B, H, T, T)` attention probabilities (H may differ between them).
+        student_scores: `(B, H_s, T, T)` scores without the padding mask; any float dtype.
+        teacher_scores: `(B, H_t, T, T)`, same layout; no gradient flows into it.
         token_mask: `(B, T)`, 1 for real tokens.
+
+    Returns:
+        A float32 scalar tensor.
     """
-    student, teacher = _head_average_if_needed(student.float(), teacher.detach().float())
-    pair_mask = (token_mask[:, None, :, None] * token_mask[:, None, None, :]).to(student.dtype)  # (B, 1, T, T)
-    squared = (student - teacher) ** 2 * pair_mask
-    return squared.sum() / (pair_mask.sum() * student.shape[1]).clamp_min(1.0)
+    student, teacher = student_scores.float(), teacher_scores.detach().float()
+    if student.shape[1] != teacher.shape[1]:  # different head counts: compare what each layer scores on average
+        student, teacher = student.mean(dim=1, keepdim=True), teacher.mean(dim=1, keepdim=True)
+    pairs = _pair_mask(token_mask)
+    squared = torch.where(pairs, (student - teacher) ** 2, 0.0)
+    return squared.sum() / (pairs.sum() * student.shape[1]).clamp_min(1)
 
 
-def attention_kl(
-    student: torch.Tensor, teacher: torch.Tensor, token_mask: torch.Tensor, eps: float = 1e-12
-) -> torch.Tensor:
-    """KL(teacher row || student row) of each real query's attention over keys, averaged (MiniLM).
+def _head_mixture_log_probs(scores: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    """log of the mean over heads of softmax(scores) over real keys: `(B, H, T, T)` -> `(B, 1, T, T)`."""
+    # A finite floor, not -inf: logsumexp over all -inf entries has a nan gradient, even where it is multiplied by 0.
+    log_probs = torch.log_softmax(scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min), dim=-1)
+    return torch.logsumexp(log_probs, dim=1, keepdim=True) - math.log(scores.shape[1])
+
+
+def attention_kl(student_scores: torch.Tensor, teacher_scores: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """MiniLM's attention loss: KL(teacher || student) between attention distributions.
+
+    Each real query's distribution is softmax(scores) over the real keys: the attention
+    probabilities before dropout, computed here in float32 from the scores. The KL is summed
+    over keys and averaged over real queries and heads. With different head counts the
+    distributions are averaged over heads first.
 
     Args:
-        student, teacher: `(B, H, T, T)` attention probabilities (rows over keys sum to 1).
-        token_mask: `(B, T)`, 1 for real tokens. Padded keys already carry ~0 probability
-            (attention masks them); padded queries are excluded here.
+        student_scores: `(B, H_s, T, T)` pre-softmax scores without the padding mask; any float dtype.
+        teacher_scores: `(B, H_t, T, T)`, same layout; no gradient flows into it.
+        token_mask: `(B, T)`, 1 for real tokens.
+
+    Returns:
+        A float32 scalar tensor.
     """
-    student, teacher = _head_average_if_needed(student.float(), teacher.detach().float())
-    pointwise = teacher * (torch.log(teacher + eps) - torch.log(student + eps))  # (B, H, T, T)
-    key_mask = token_mask[:, None, None, :].to(student.dtype)
-    per_query = (pointwise * key_mask).sum(dim=-1)  # (B, H, T)
-    query_mask = token_mask[:, None, :].to(student.dtype)
-    return (per_query * query_mask).sum() / (query_mask.sum() * student.shape[1]).clamp_min(1.0)
+    student, teacher = student_scores.float(), teacher_scores.detach().float()
+    real = token_mask.bool()
+    key_mask = real[:, None, None, :]  # (B, 1, 1, T)
+    if student.shape[1] != teacher.shape[1]:
+        student, teacher = _head_mixture_log_probs(student, key_mask), _head_mixture_log_probs(teacher, key_mask)
+    batch, heads, length, _ = student.shape
+    rows = real[:, None, :].expand(batch, heads, length)  # real queries of every head
+    if not rows.any():
+        return student.sum() * 0.0
+    keys = key_mask.expand(batch, heads, length, length)[rows]  # (N, T)
+    return soft_target_kl(student[rows], teacher[rows], temperature=1.0, mask=keys)

@@ -109,7 +109,8 @@ def build_student(
             and the architecture and vocabulary of a fresh student.
         task: head to build ("qa" or "classification").
         id2label: classification labels, so the student's head matches the data.
-        attn_implementation: "eager" where attention maps are needed (intermediate-layer distillation).
+        attn_implementation: None for the default (SDPA); intermediate-layer distillation passes
+            `distill.models.attention.RECORDING_ATTENTION`, which records attention scores.
     """
     options: dict[str, Any] = {"trust_remote_code": trust_remote_code, "attn_implementation": attn_implementation}
     if task == "classification" and id2label is not None:

@@ -10,8 +10,9 @@ from safetensors.torch import save_file
 from transformers import TrainerCallback
 
 from distill.artifacts import StageDirectory
-from distill.config import DistillStageConfig, RunConfig
+from distill.config import DistillStageConfig, IntermediateLayerConfig, RunConfig
 from distill.layer_map import resolve_layer_map
+from distill.models.attention import RECORDING_ATTENTION
 from distill.models.loading import load_model, save_model
 from distill.models.student import num_layers
 from distill.profiling import parameter_count
@@ -23,9 +24,13 @@ from distill.training.intermediate import (
     detach_projections,
 )
 
-# Attention maps exist only in the eager implementation (SDPA and flash kernels never form them),
-# so both models use it in this stage alone; every other stage keeps the fast kernels.
-ATTENTION = "eager"
+
+def attention_implementation(settings: IntermediateLayerConfig) -> str | None:
+    """The recording eager attention when the attention loss is on, else the default (SDPA) kernels.
+
+    Only this stage ever records attention; every other stage keeps the fast kernels.
+    """
+    return RECORDING_ATTENTION if settings.attention_weight > 0 else None
 
 
 def distill_intermediate_layers(
@@ -47,10 +52,11 @@ def distill_intermediate_layers(
     settings = stage.intermediate_layer
     assert settings is not None
     # The same initial student as the baseline's (and, without this step, the prediction-layer step's).
-    setup = prepare_student(config, stage, teacher_path, attn_implementation=ATTENTION, train_file=train_file)
+    attention = attention_implementation(settings)
+    setup = prepare_student(config, stage, teacher_path, attn_implementation=attention, train_file=train_file)
     student = setup.student
     teacher, _ = load_model(
-        teacher_path, setup.task, trust_remote_code=config.teacher.trust_remote_code, attn_implementation=ATTENTION
+        teacher_path, setup.task, trust_remote_code=config.teacher.trust_remote_code, attn_implementation=attention
     )
     pairs = resolve_layer_map(
         settings.layer_map, num_layers(student, setup.student_name), num_layers(teacher, teacher_path)

@@ -1,10 +1,17 @@
 """TinyBERT intermediate-layer distillation: the student matches the teacher's internals.
 
-Per mapped layer pair: MSE between hidden states (the student's projected to the
-teacher's width by a learned linear map when widths differ), and an attention loss
-between attention maps (MSE, or KL as in MiniLM; head-averaged when head counts differ).
-The embedding outputs form pair (0, 0). Every term has its own weight and is logged
-unweighted. No labels are used.
+Per mapped layer pair (s, t): MSE between hidden states (the student's projected to the
+teacher's width by a learned linear map when widths differ), and, where both s and t are
+transformer layers, an attention loss: MSE between attention scores (TinyBERT) or
+KL(teacher || student) between attention distributions (MiniLM), both before any dropout
+(see `distill.models.attention`). Three terms, each the mean over the pairs that feed it:
+
+    embedding_loss = mean over pairs with s = 0 of MSE(W h_0, h_t)
+    hidden_loss    = mean over pairs with s > 0 of MSE(W h_s, h_t)
+    attention_loss = mean over pairs with s > 0 and t > 0 of attention_{mse|kl}(A_s, A_t)
+
+so a pair that maps onto the embedding output adds a hidden term but no attention term.
+Every term has its own weight and is logged unweighted. No labels are used.
 
 The projections train with the student: they hang off it as a submodule, so the
 optimizer updates them and every checkpoint saves them (a resumed run keeps them). They
@@ -13,7 +20,8 @@ are detached and saved on their own when training ends, leaving a plain HF stude
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -21,6 +29,7 @@ from transformers import Trainer
 
 from distill.layer_map import LayerPair
 from distill.losses import attention_kl, attention_mse, masked_mse
+from distill.models.attention import RECORDING_ATTENTION, recorded_attention_scores
 
 PROJECTIONS = "distill_projections"
 _LABEL_COLUMNS = ("labels", "start_positions", "end_positions", "feature_index", "kd_mask")
@@ -55,7 +64,12 @@ def detach_projections(student: nn.Module) -> HiddenProjections | None:
 
 
 class IntermediateDistillationTrainer(Trainer):
-    """Trainer whose loss is the weighted sum of embedding, hidden-state and attention matching terms."""
+    """Trainer whose loss is the weighted sum of embedding, hidden-state and attention matching terms.
+
+    With `attention_weight > 0`, student and teacher must be loaded with
+    `attn_implementation=RECORDING_ATTENTION`; the student trains in train mode (dropout on)
+    but its attention loss sees scores taken before the softmax and any dropout.
+    """
 
     def __init__(
         self,
@@ -65,7 +79,7 @@ class IntermediateDistillationTrainer(Trainer):
         embedding_weight: float,
         hidden_weight: float,
         attention_weight: float,
-        attention_loss: str,
+        attention_loss: Literal["mse", "kl"],
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -76,44 +90,62 @@ class IntermediateDistillationTrainer(Trainer):
             "hidden_loss": hidden_weight,
             "attention_loss": attention_weight,
         }
-        self.attention_fn = attention_mse if attention_loss == "mse" else attention_kl
+        self.attention_fn = {"mse": attention_mse, "kl": attention_kl}[attention_loss]
+        if attention_weight > 0:
+            for role, model in (("student", self.model), ("teacher", self.teacher)):
+                implementation = getattr(model.config, "_attn_implementation", None)
+                if implementation != RECORDING_ATTENTION:
+                    raise ValueError(
+                        f"the attention loss needs the {role} loaded with attn_implementation="
+                        f"{RECORDING_ATTENTION!r} (distill.models.attention), not {implementation!r}"
+                    )
         self._sums = dict.fromkeys(self.weights, 0.0)
         self._count = 0
 
-    def compute_loss(
-        self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
-    ) -> Any:
+    def loss_terms(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any]:
+        """The three unweighted terms for one batch, and the student base model's outputs."""
         model_inputs = {k: v for k, v in inputs.items() if k not in _LABEL_COLUMNS}
         need_attention = self.weights["attention_loss"] > 0
         # The student's base model only: the task head plays no part in this step.
         unwrapped = self.accelerator.unwrap_model(model)
+        record = recorded_attention_scores if need_attention else contextlib.nullcontext
         # Calling base_model bypasses the forward that accelerate wraps in autocast: enter it explicitly.
         with self.accelerator.autocast():
-            student = unwrapped.base_model(**model_inputs, output_hidden_states=True, output_attentions=need_attention)
-            with torch.inference_mode():
-                teacher = self.teacher.base_model(
-                    **model_inputs, output_hidden_states=True, output_attentions=need_attention
-                )
-        # Leave inference mode before these enter the student's graph (inference tensors cannot be saved).
-        teacher_hidden = [h.clone() for h in teacher.hidden_states]
-        teacher_attention = [a.clone() for a in teacher.attentions] if need_attention else []
+            with record() as student_scores:
+                student = unwrapped.base_model(**model_inputs, output_hidden_states=True)
+            # no_grad rather than inference_mode: these tensors meet the student's in the loss's autograd graph.
+            with torch.no_grad(), record() as teacher_scores:
+                teacher = self.teacher.base_model(**model_inputs, output_hidden_states=True)
+        if need_attention:
+            _check_recorded(student_scores, len(student.hidden_states) - 1, "student")
+            _check_recorded(teacher_scores, len(teacher.hidden_states) - 1, "teacher")
         mask = model_inputs["attention_mask"]
         projections: HiddenProjections = getattr(unwrapped, PROJECTIONS)
-        terms = dict.fromkeys(self.weights, torch.zeros((), device=mask.device))
-        hidden_pairs = [pair for pair in self.pairs if pair[0] > 0]
-        for pair in self.pairs:
-            s, t = pair
-            projected = projections(student.hidden_states[s], pair)
-            key = "embedding_loss" if s == 0 else "hidden_loss"
-            if self.weights[key] > 0:
-                terms[key] = terms[key] + masked_mse(projected, teacher_hidden[t], mask)
-            if s > 0 and need_attention and t > 0:
-                terms["attention_loss"] = terms["attention_loss"] + self.attention_fn(
-                    student.attentions[s - 1], teacher_attention[t - 1], mask
-                )
-        if hidden_pairs:  # per-layer averages, so weights mean the same for any depth
-            terms["hidden_loss"] = terms["hidden_loss"] / len(hidden_pairs)
-            terms["attention_loss"] = terms["attention_loss"] / len(hidden_pairs)
+
+        def hidden_mse(pair: LayerPair) -> torch.Tensor:
+            return masked_mse(projections(student.hidden_states[pair[0]], pair), teacher.hidden_states[pair[1]], mask)
+
+        def attention(pair: LayerPair) -> torch.Tensor:
+            return self.attention_fn(student_scores[pair[0] - 1], teacher_scores[pair[1] - 1], mask)
+
+        # Each term averages over the pairs that feed it, so weights mean the same for any depth or map.
+        groups = {
+            "embedding_loss": ([pair for pair in self.pairs if pair[0] == 0], hidden_mse),
+            "hidden_loss": ([pair for pair in self.pairs if pair[0] > 0], hidden_mse),
+            "attention_loss": ([pair for pair in self.pairs if pair[0] > 0 and pair[1] > 0], attention),
+        }
+        terms = {}
+        for name, (group, term) in groups.items():
+            if self.weights[name] > 0 and group:
+                terms[name] = torch.stack([term(pair) for pair in group]).mean()
+            else:
+                terms[name] = torch.zeros((), device=mask.device)
+        return terms, student
+
+    def compute_loss(
+        self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        terms, student = self.loss_terms(model, inputs)
         loss = sum(self.weights[name] * value for name, value in terms.items())
         if model.training:
             for name, value in terms.items():
@@ -127,3 +159,12 @@ class IntermediateDistillationTrainer(Trainer):
                 logs[name] = round(self._sums[name] / self._count, 6)
             self._sums, self._count = dict.fromkeys(self.weights, 0.0), 0
         super().log(logs, *args, **kwargs)
+
+
+def _check_recorded(scores: list[torch.Tensor], layers: int, role: str) -> None:
+    # An architecture whose attention bypasses transformers' AttentionInterface records nothing.
+    if len(scores) != layers:
+        raise RuntimeError(
+            f"the {role} recorded attention scores for {len(scores)} of its {layers} layers: its attention does not "
+            f"go through transformers' AttentionInterface ({RECORDING_ATTENTION!r})"
+        )

@@ -1,4 +1,4 @@
-"""Prediction-layer loss against hand-computed values, masking included."""
+"""Prediction-layer and attention losses against hand-computed values, masking included."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from distill.losses import combine, qa_soft_target_kl, soft_target_kl
+from distill.losses import attention_kl, attention_mse, combine, qa_soft_target_kl, soft_target_kl
 
 
 def kl(p: list[float], q: list[float]) -> float:
@@ -76,3 +76,51 @@ def test_combine_weights() -> None:
         combine(kd, None, 0.5)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         soft_target_kl(torch.zeros(1, 2), torch.zeros(1, 2), 0.0)
+
+
+# --------------------------------------------------------------------------- attention (TinyBERT, MiniLM)
+
+
+def test_attention_mse_on_scores_leaves_padding_out_of_sum_and_count() -> None:
+    mask = torch.tensor([[1, 1, 0]])
+    student = torch.zeros(1, 2, 3, 3)
+    student[0, 0, 0, 1] = 2.0  # head 0: query 0 -> key 1
+    student[0, :, 2, :] = 7.0  # padded query
+    student[0, :, :, 2] = -1e4  # padded key (a masked score would be huge; it must not count)
+    teacher = torch.zeros(1, 2, 3, 3)
+    # One differing real pair of squared error 4, over 2 x 2 real pairs x 2 heads.
+    assert attention_mse(student, teacher, mask).item() == pytest.approx(4 / 8)
+    # Teacher with 4 heads: compare head means; the student's mean at (q0, k1) is 1.
+    teacher4 = torch.zeros(1, 4, 3, 3)
+    assert attention_mse(student, teacher4, mask).item() == pytest.approx(1 / 4)
+
+
+def test_attention_kl_is_over_real_keys_and_averaged_over_real_queries() -> None:
+    mask = torch.tensor([[1, 1, 0]])
+    teacher = torch.zeros(1, 1, 3, 3)
+    teacher[0, 0, 0, 0] = math.log(3.0)  # query 0: p_t = (3/4, 1/4) over the two real keys
+    teacher[0, 0, :, 2] = 50.0  # padded key: would take all the mass if it counted
+    student = torch.zeros(1, 1, 3, 3)
+    student[0, 0, 2, 0] = 9.0  # padded query: ignored
+    # Query 0: KL((3/4, 1/4) || (1/2, 1/2)); query 1: 0. Mean over the 2 real queries.
+    expected = kl([0.75, 0.25], [0.5, 0.5]) / 2
+    assert attention_kl(student, teacher, mask).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_attention_kl_with_different_head_counts_compares_head_mixtures() -> None:
+    mask = torch.tensor([[1, 1, 0]])
+    teacher = torch.zeros(1, 2, 3, 3)
+    teacher[0, 0, 0, 0] = math.log(3.0)  # head 0, query 0: (3/4, 1/4); head 1: (1/2, 1/2); mixture (5/8, 3/8)
+    student = torch.zeros(1, 1, 3, 3, requires_grad=True)
+    loss = attention_kl(student, teacher, mask)
+    assert loss.item() == pytest.approx(kl([0.625, 0.375], [0.5, 0.5]) / 2, rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(student.grad).all(), "padded keys must not turn the gradient into nan"
+
+
+def test_attention_losses_return_float32_for_bf16_scores() -> None:
+    mask = torch.tensor([[1, 1]])
+    student = torch.randn(1, 2, 2, 2).to(torch.bfloat16)
+    teacher = torch.randn(1, 2, 2, 2).to(torch.bfloat16)
+    assert attention_mse(student, teacher, mask).dtype == torch.float32
+    assert attention_kl(student, teacher, mask).dtype == torch.float32
