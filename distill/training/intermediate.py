@@ -21,6 +21,7 @@ are detached and saved on their own when training ends, leaving a plain HF stude
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
@@ -111,7 +112,7 @@ class IntermediateDistillationTrainer(Trainer):
         record = recorded_attention_scores if need_attention else contextlib.nullcontext
         # Calling base_model bypasses the forward that accelerate wraps in autocast: enter it explicitly.
         with self.accelerator.autocast():
-            with record() as student_scores:
+            with record() as student_scores, embedding_output_before_dropout(unwrapped.base_model) as embedded:
                 student = unwrapped.base_model(**model_inputs, output_hidden_states=True)
             # no_grad rather than inference_mode: these tensors meet the student's in the loss's autograd graph.
             with torch.no_grad(), record() as teacher_scores:
@@ -122,8 +123,11 @@ class IntermediateDistillationTrainer(Trainer):
         mask = model_inputs["attention_mask"]
         projections: HiddenProjections = getattr(unwrapped, PROJECTIONS)
 
+        # The student's embedding output as it was before its dropout: what the teacher (in eval mode) outputs.
+        student_hidden = (embedded[0] if embedded else student.hidden_states[0], *student.hidden_states[1:])
+
         def hidden_mse(pair: LayerPair) -> torch.Tensor:
-            return masked_mse(projections(student.hidden_states[pair[0]], pair), teacher.hidden_states[pair[1]], mask)
+            return masked_mse(projections(student_hidden[pair[0]], pair), teacher.hidden_states[pair[1]], mask)
 
         def attention(pair: LayerPair) -> torch.Tensor:
             return self.attention_fn(student_scores[pair[0] - 1], teacher_scores[pair[1] - 1], mask)
@@ -159,6 +163,27 @@ class IntermediateDistillationTrainer(Trainer):
                 logs[name] = round(self._sums[name] / self._count, 6)
             self._sums, self._count = dict.fromkeys(self.weights, 0.0), 0
         super().log(logs, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def embedding_output_before_dropout(base_model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collect the embedding output as it enters the embeddings' dropout (BERT-family `embeddings.dropout`).
+
+    The student trains with dropout on and `hidden_states[0]` is taken after it: ~10% of the entries
+    zeroed and the rest scaled by 1/0.9 against the teacher's clean output, so the embedding MSE's
+    optimum would shrink the student's embeddings. A forward hook on the dropout module reads its
+    input instead; the forward itself is unchanged. Models without that module yield an empty list.
+    """
+    captured: list[torch.Tensor] = []
+    dropout = getattr(getattr(base_model, "embeddings", None), "dropout", None)
+    if not isinstance(dropout, nn.Dropout):
+        yield captured
+        return
+    handle = dropout.register_forward_hook(lambda _module, args, _output: captured.append(args[0]))
+    try:
+        yield captured
+    finally:
+        handle.remove()
 
 
 def _check_recorded(scores: list[torch.Tensor], layers: int, role: str) -> None:

@@ -190,11 +190,22 @@ def _reference_terms(
     teacher_hidden = teacher(**inputs, output_hidden_states=True).hidden_states
     projections = getattr(student, PROJECTIONS)
     lengths = inputs["attention_mask"].sum(dim=1).tolist()
+    # TinyBERT's E^S: the student's embedding output, LayerNorm(word + position + segment), before any dropout.
+    embeddings = student.embeddings
+    ids = inputs["input_ids"]
+    positions = torch.arange(ids.shape[1])[None, :]
+    embedded = embeddings.LayerNorm(
+        embeddings.word_embeddings(ids)
+        + embeddings.position_embeddings(positions)
+        + embeddings.token_type_embeddings(torch.zeros_like(ids))
+    )
+    # The loss sees that clean output; layer 1 still takes the (dropped-out) one it ran on.
+    compared = (embedded, *student_hidden[1:])
 
     def hidden_mse(s: int, t: int) -> float:
         total, count = 0.0, 0
         for b, n in enumerate(lengths):
-            projected = projections(student_hidden[s][b, :n], (s, t)).double()
+            projected = projections(compared[s][b, :n], (s, t)).double()
             total += float(((projected - teacher_hidden[t][b, :n].double()) ** 2).sum())
             count += n * projected.shape[-1]
         return total / count
@@ -262,6 +273,16 @@ def test_a_copy_of_the_teacher_in_train_mode_has_zero_attention_loss(attention_l
     with torch.no_grad():
         clean = teacher(**inputs, output_attentions=True).attentions[0]
     assert (post_dropout - clean).abs().max() > 0.1
+
+
+def test_a_copy_of_the_teacher_in_train_mode_has_zero_embedding_loss(tmp_path: Path) -> None:
+    # Hidden dropout 0.5: the embedding output after dropout is far from the teacher's; before it, equal.
+    teacher = tiny_bert(1, 32, 4, seed=0, hidden_dropout=0.5)
+    student = copy.deepcopy(teacher).train()
+    trainer = intermediate_trainer(student, teacher, [(0, 0), (1, 1)], "mse", tmp_path)
+    terms, outputs = trainer.loss_terms(student, padded_batch())
+    assert terms["embedding_loss"].item() == 0.0
+    assert terms["hidden_loss"].item() > 0.0  # the layer itself runs on dropped-out input, as in training
 
 
 def test_pairs_onto_the_embedding_output_add_no_attention_term(tmp_path: Path) -> None:
