@@ -6,6 +6,11 @@ positions, pointing at CLS when the window does not contain the answer or the qu
 is unanswerable. Evaluation windows keep the offset mapping (None outside the context)
 so post-processing can map token spans back to characters.
 
+Windows are not padded: a collator (training) or `forward_in_batches` (evaluation) pads
+each batch to its own longest window, which skips the ~30% of padding a SQuAD window
+carries at 256 tokens. `pad_to_max_length` gives the old fixed-width windows (a latency
+probe wants one full window; benchmarks compare the two).
+
 Functions take and return column batches (`dict[str, list]`) so they work directly and
 with `datasets.Dataset.map(batched=True)`.
 """
@@ -18,7 +23,11 @@ from transformers import PreTrainedTokenizerBase
 
 
 def _tokenize_windows(
-    examples: dict[str, list[Any]], tokenizer: PreTrainedTokenizerBase, max_seq_length: int, doc_stride: int
+    examples: dict[str, list[Any]],
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    doc_stride: int,
+    pad_to_max_length: bool,
 ) -> Any:
     """Tokenize question + context into overlapping windows; the one tokenizer call both paths share."""
     pad_on_right = tokenizer.padding_side == "right"
@@ -33,7 +42,7 @@ def _tokenize_windows(
         stride=doc_stride,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
-        padding="max_length",
+        padding="max_length" if pad_to_max_length else False,
     )
 
 
@@ -47,13 +56,19 @@ def _cls_index(input_ids: list[int], tokenizer: PreTrainedTokenizerBase) -> int:
 
 
 def prepare_train_features(
-    examples: dict[str, list[Any]], tokenizer: PreTrainedTokenizerBase, *, max_seq_length: int, doc_stride: int
+    examples: dict[str, list[Any]],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_seq_length: int,
+    doc_stride: int,
+    pad_to_max_length: bool = False,
 ) -> dict[str, list[Any]]:
     """Windows with `start_positions`/`end_positions` (token indices; CLS when the answer is not inside).
 
-    Also `kd_mask`: 1 on context tokens and CLS, the positions prediction-layer distillation uses.
+    Also `kd_mask`: 1 on context tokens and CLS, the positions prediction-layer distillation uses;
+    as long as the window, so it is 0 on any padding.
     """
-    encoded = _tokenize_windows(examples, tokenizer, max_seq_length, doc_stride)
+    encoded = _tokenize_windows(examples, tokenizer, max_seq_length, doc_stride, pad_to_max_length)
     sample_map = encoded.pop("overflow_to_sample_mapping")
     offset_mapping = encoded.pop("offset_mapping")
     context_id = _context_sequence_id(tokenizer)
@@ -96,10 +111,15 @@ def prepare_train_features(
 
 
 def prepare_eval_features(
-    examples: dict[str, list[Any]], tokenizer: PreTrainedTokenizerBase, *, max_seq_length: int, doc_stride: int
+    examples: dict[str, list[Any]],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_seq_length: int,
+    doc_stride: int,
+    pad_to_max_length: bool = False,
 ) -> dict[str, list[Any]]:
     """Windows with `example_id`, `cls_index` and `offset_mapping` set to None outside the context."""
-    encoded = _tokenize_windows(examples, tokenizer, max_seq_length, doc_stride)
+    encoded = _tokenize_windows(examples, tokenizer, max_seq_length, doc_stride, pad_to_max_length)
     sample_map = encoded.pop("overflow_to_sample_mapping")
     context_id = _context_sequence_id(tokenizer)
     example_ids, cls_indices, offset_mapping = [], [], []

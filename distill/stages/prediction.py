@@ -73,7 +73,6 @@ def distill_prediction_layer(
     extra: dict[str, Any] = {"teacher_cache": settings.teacher_cache}
     if settings.teacher_cache and settings.loss_weight > 0:
         precision = resolve_precision(config.precision)
-        sequence_length = len(features[0]["input_ids"]) if task == "qa" else None
         arrays, folder, seconds = logits_cache.load_or_compute(
             logits_root,
             f"{teacher_manifest}/{precision}",  # bf16 and fp32 passes give different logits: never mix them
@@ -84,7 +83,6 @@ def distill_prediction_layer(
                 setup.collator,
                 output_names,
                 batch_size=settings.training.eval_batch_size,
-                sequence_length=sequence_length,
                 precision=precision,
             ),
         )

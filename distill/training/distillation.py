@@ -12,14 +12,26 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from transformers import Trainer
 
 from distill.losses import combine, qa_soft_target_kl, soft_target_kl
+from distill.training.trainer import LengthGroupedTrainer
 
 LABEL_COLUMNS = ("labels", "start_positions", "end_positions")
 
 
-class PredictionDistillationTrainer(Trainer):
+def fit_width(position_logits: np.ndarray, width: int) -> np.ndarray:
+    """Cached `(B, L)` position logits cut, or zero-padded, to the batch's width T: `(B, T)` float32.
+
+    Batches are padded to their longest window, so T varies and L (the longest feature) is at least T.
+    Past a window's own length the cache holds the teacher's padding logits or zeros; `kd_mask` is 0 there.
+    """
+    values = np.asarray(position_logits[:, :width], dtype=np.float32)
+    if values.shape[1] < width:
+        values = np.pad(values, ((0, 0), (0, width - values.shape[1])))
+    return values
+
+
+class PredictionDistillationTrainer(LengthGroupedTrainer):
     """Trainer with `L = w T^2 KL(teacher || student) + (1 - w) CE`; logs both terms unweighted."""
 
     def __init__(
@@ -49,9 +61,12 @@ class PredictionDistillationTrainer(Trainer):
         device = inputs["input_ids"].device
         if self.teacher_logits is not None:
             rows = index.cpu().numpy()
+            arrays = {name: values[rows] for name, values in self.teacher_logits.items()}
+            if self.task == "qa":  # position logits, to this batch's width
+                arrays = {name: fit_width(values, inputs["input_ids"].shape[1]) for name, values in arrays.items()}
             return {
-                name: torch.from_numpy(np.asarray(values[rows], dtype=np.float32)).to(device)
-                for name, values in self.teacher_logits.items()
+                name: torch.from_numpy(np.asarray(values, dtype=np.float32)).to(device)
+                for name, values in arrays.items()
             }
         model_inputs = {k: v for k, v in inputs.items() if k not in LABEL_COLUMNS}
         with torch.no_grad():  # not inference_mode: these tensors enter the student's autograd graph
@@ -86,13 +101,15 @@ class PredictionDistillationTrainer(Trainer):
                 raise ValueError("distillation batches need a feature_index column")
             teacher = self._teacher_outputs(index, inputs)
             if self.task == "qa":
+                # Never a padded position, whatever the collator did: cached teacher logits there are not real.
+                mask = kd_mask.bool() & inputs["attention_mask"].bool()
                 kd_loss = qa_soft_target_kl(
                     outputs["start_logits"],
                     outputs["end_logits"],
                     teacher["start_logits"],
                     teacher["end_logits"],
                     self.temperature,
-                    kd_mask.bool(),
+                    mask,
                 )
             else:
                 kd_loss = soft_target_kl(outputs["logits"], teacher["logits"], self.temperature)

@@ -26,11 +26,11 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from transformers import Trainer
 
 from distill.layer_map import LayerPair
 from distill.losses import attention_kl, attention_mse, masked_mse
 from distill.models.attention import RECORDING_ATTENTION, recorded_attention_scores
+from distill.training.trainer import LengthGroupedTrainer
 
 PROJECTIONS = "distill_projections"
 _LABEL_COLUMNS = ("labels", "start_positions", "end_positions", "feature_index", "kd_mask")
@@ -64,7 +64,7 @@ def detach_projections(student: nn.Module) -> HiddenProjections | None:
     return projections
 
 
-class IntermediateDistillationTrainer(Trainer):
+class IntermediateDistillationTrainer(LengthGroupedTrainer):
     """Trainer whose loss is the weighted sum of embedding, hidden-state and attention matching terms.
 
     With `attention_weight > 0`, student and teacher must be loaded with

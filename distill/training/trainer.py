@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import DistributedLengthGroupedSampler, LengthGroupedSampler
 
 from distill.artifacts import LOSS_CURVE
 from distill.config import TrainingConfig
@@ -62,6 +63,26 @@ class LogAtCheckpoints(TrainerCallback):
         return control
 
 
+class LengthGroupedTrainer(Trainer):
+    """Trainer whose length-grouped batches are shuffled by (data seed, epoch), not by the global RNG.
+
+    With `train_sampling_strategy="group_by_length"` the library's LengthGroupedSampler draws each
+    epoch's shuffle from the global torch RNG; a run resumed in a later epoch gets there in another
+    RNG state and would train on other batches than the run it continues (accelerate reseeds only a
+    RandomSampler per epoch). The library's distributed variant shuffles by seed + epoch; with one
+    replica it groups the same way, and a resumed run sees the same batches.
+    """
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        sampler = super()._get_train_sampler(train_dataset)
+        if not isinstance(sampler, LengthGroupedSampler):
+            return sampler
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return DistributedLengthGroupedSampler(
+            sampler.batch_size, num_replicas=1, rank=0, seed=seed, lengths=sampler.lengths
+        )
+
+
 def training_arguments(
     training: TrainingConfig,
     checkpoint_dir: Path,
@@ -78,6 +99,8 @@ def training_arguments(
         max_steps=training.max_steps or -1,
         learning_rate=training.learning_rate,
         per_device_train_batch_size=training.batch_size,
+        # Rows of similar length share a batch, so per-batch padding leaves little to pad (QA and classification).
+        train_sampling_strategy="group_by_length",
         per_device_eval_batch_size=training.eval_batch_size,
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         weight_decay=training.weight_decay,
@@ -109,7 +132,7 @@ def train(
     callbacks: Sequence[TrainerCallback] = (),
     data_collator: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
     processing_class: Any = None,
-    trainer_class: type[Trainer] = Trainer,
+    trainer_class: type[Trainer] = LengthGroupedTrainer,
     trainer_kwargs: dict[str, Any] | None = None,
     show_progress: bool = False,
     keep_extra_columns: bool = False,

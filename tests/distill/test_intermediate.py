@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import BertConfig, BertModel, TrainingArguments, default_data_collator, set_seed
+from transformers import BertConfig, BertModel, TrainingArguments, set_seed
 
 from distill.config import FreshStudentConfig, IntermediateTrainingConfig, QADataConfig, StudentConfig
 from distill.data.squad import parse_squad
@@ -19,7 +19,7 @@ from distill.models.attention import RECORDING_ATTENTION, recorded_attention_sco
 from distill.models.loading import load_model, load_tokenizer
 from distill.models.student import build_student, num_layers
 from distill.synthetic import synthetic_squad
-from distill.training.features import qa_train_dataset
+from distill.training.features import QACollator, qa_train_dataset
 from distill.training.intermediate import (
     PROJECTIONS,
     HiddenProjections,
@@ -87,7 +87,7 @@ def test_projections_learn_and_are_checkpointed(tiny_qa_model: Path, tmp_path: P
         training,
         checkpoint_dir=tmp_path,
         seed=0,
-        data_collator=default_data_collator,
+        data_collator=QACollator(tokenizer),
         trainer_class=IntermediateDistillationTrainer,
         callbacks=[Capture()],
         trainer_kwargs={

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import DataCollatorWithPadding, default_data_collator, set_seed
+from transformers import DataCollatorWithPadding, set_seed
 
 from distill.config import ClassificationDataConfig, PredictionTrainingConfig, QADataConfig, StudentConfig
 from distill.data.classification import ClassificationDataset
@@ -20,7 +20,7 @@ from distill.stages.prediction import check_teacher_quality
 from distill.synthetic import synthetic_sentiment, synthetic_squad
 from distill.training import teacher_logits
 from distill.training.distillation import PredictionDistillationTrainer
-from distill.training.features import classification_train_dataset, qa_train_dataset
+from distill.training.features import QACollator, classification_train_dataset, qa_train_dataset
 from distill.training.trainer import train
 
 TRAINING = PredictionTrainingConfig(epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, save_steps=1000)
@@ -71,8 +71,8 @@ def test_weight_zero_is_plain_fine_tuning_exactly(
         features, collator = sentiment_features(tokenizer), DataCollatorWithPadding(tokenizer)
         fake = {"logits": np.random.default_rng(0).normal(size=(len(features), 2)).astype(np.float16)}
     else:
-        features, collator = qa_features(tokenizer), default_data_collator
-        shape = (len(features), len(features[0]["input_ids"]))
+        features, collator = qa_features(tokenizer), QACollator(tokenizer)
+        shape = (len(features), max(len(ids) for ids in features["input_ids"]))
         fake = {"start_logits": np.ones(shape, np.float16), "end_logits": np.ones(shape, np.float16)}
     plain = trained_weights(model_dir, task, features, collator, tmp_path / "a")
     distilled = trained_weights(
@@ -112,7 +112,7 @@ def test_teacher_logits_computed_once_then_memory_mapped(tiny_classifier: Path, 
     def compute():  # noqa: ANN202
         calls.append(1)
         return teacher_logits.teacher_pass(
-            teacher, features, DataCollatorWithPadding(tokenizer), ("logits",), batch_size=16, sequence_length=None
+            teacher, features, DataCollatorWithPadding(tokenizer), ("logits",), batch_size=16
         )
 
     first, folder, seconds = teacher_logits.load_or_compute(tmp_path, "manifest-sha", features, compute)
