@@ -171,9 +171,7 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
             cache,
             "teacher",
             features,
-            lambda: teacher_logits.teacher_pass(
-                teacher, features, collator, ("logits",), batch_size=64, sequence_length=None
-            ),
+            lambda: teacher_logits.teacher_pass(teacher, features, collator, ("logits",), batch_size=64),
         )
         kd(model, "kd-cached", teacher_logits=arrays)
         return {"teacher_pass_seconds": round(pass_seconds, 2)}
