@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from distill.artifacts import COMPLETE, MANIFEST, StageDirectory
-from distill.config import RunConfig
+from distill.config import RunConfig, load_config
+from distill.precision import resolve_precision
 from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint, read_resume_point
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import start_run, tiny_one_stage, write_tiny_variant
@@ -227,6 +228,9 @@ def test_kill_9_while_training_then_while_writing_files(
     evaluation = next(s for s in finished_run.stages if s["name"] == "evaluate_teacher")["metrics"]
     for name in ("exact", "f1", "HasAns_f1", "NoAns_f1"):
         assert stages[1]["metrics"][name] == evaluation[name], name
+    # Latency is reported for the precision the run uses, timed in the measuring process at its threads.
+    assert stages[1]["metrics"]["latency_precision"] == resolve_precision(load_config(config).precision)
+    assert stages[1]["metrics"]["latency_threads"] == 1 and stages[1]["metrics"]["latency_p50_ms"] > 0
 
 
 def test_two_concurrent_runs_train_each_stage_once(tmp_path: Path, prefect_server: str) -> None:
