@@ -1,7 +1,8 @@
 """The artifact store: one directory per stage and cache key, a manifest, and a completion marker.
 
 Layout: `<artifact_root>/<stage>/<key>/` holds the stage's outputs (e.g. `model/` with
-safetensors, config and tokenizer), `checkpoints/` while training, `manifest.json` (every
+safetensors, config and tokenizer), `checkpoints/` while training, `.attempts/` while
+unfinished (the wall time of each attempt, see `distill.attempts`), `manifest.json` (every
 output file's size and sha256, the stage config, code version, metrics, upstream keys)
 and `_COMPLETE`, written last and holding the manifest's sha256. A directory without a
 valid `_COMPLETE` is unfinished: it is never served as a result, only resumed or redone.
@@ -24,6 +25,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, Field
 
 import distill
+from distill.attempts import ATTEMPTS, clear_attempts
 from distill.errors import ConfigError
 from distill.fingerprint import sha256_bytes, sha256_file
 from distill.io import atomic_write_json, atomic_write_text
@@ -89,6 +91,10 @@ class StageDirectory:
         return self.path / CHECKPOINTS
 
     @property
+    def attempts(self) -> Path:
+        return self.path / ATTEMPTS
+
+    @property
     def model_dir(self) -> Path:
         return self.path / "model"
 
@@ -134,7 +140,8 @@ class StageDirectory:
     # ------------------------------------------------------------------ writing
 
     def prepare(self) -> None:
-        """Open the directory for (re)computation: withdraw any completion, keep checkpoints for resuming."""
+        """Open the directory for (re)computation: withdraw any completion; keep checkpoints for resuming, and the
+        attempt log, so that the attempt which completes the stage accounts for the time of those before it."""
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / COMPLETE).unlink(missing_ok=True)
         (self.path / MANIFEST).unlink(missing_ok=True)
@@ -173,4 +180,7 @@ class StageDirectory:
         }
         atomic_write_json(self.path / MANIFEST, manifest)
         atomic_write_text(self.path / COMPLETE, sha256_file(self.path / MANIFEST) + "\n")
+        # Its attempts are in the manifest's metrics now (tasks.stage); a later rebuild counts its own. (A crash
+        # between the line above and this one would leave them to be counted again by such a rebuild.)
+        clear_attempts(self.attempts)
         return self.result()

@@ -302,9 +302,23 @@ class DistillStageConfig(StrictModel):
 class EvaluationConfig(StrictModel):
     """How models are measured besides the task metric."""
 
-    latency_samples: int = Field(default=20, ge=1, description="Timed batch-1 forwards for latency p50/p95.")
+    latency_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds of timed batch-1 forwards (after a quarter of that in warm-up; throughput gets half): "
+        "hundreds of samples for a small model, so a moment of other work on the machine cannot move the median.",
+    )
+    latency_samples: int = Field(
+        default=20, ge=1, description="At least this many timed batch-1 forwards, however long a slow model takes."
+    )
     throughput_batch_size: int = Field(default=32, ge=1, description="Batch size for the throughput figure.")
-    latency_threads: int | None = Field(default=None, ge=1, description="torch CPU threads while timing; None: all.")
+    latency_threads: int = Field(
+        default=1,
+        ge=1,
+        description="torch CPU threads while timing. 1: with torch on every core, each operator waits for whichever "
+        "thread another process preempted, and batch-1 latency jumped 5-100x whenever anything else ran (measured "
+        "on 2 cores); one thread per request is also how CPU inference is usually served. Reported with the figures.",
+    )
 
 
 class RunConfig(StrictModel):

@@ -1,15 +1,40 @@
-"""Model cost: parameters, size on disk, CPU latency at batch 1 and throughput at batch 32."""
+"""Model cost: parameters, size on disk, and batch-1 latency and throughput measured in a process of their own.
+
+Why (measured on 2 cores, see `benchmarks/latency.py`): the evaluate stage used to time 20 forwards
+after 3 warm-ups, in its own process, with torch on every core; one quickstart run reported 1.71 and
+9.41 ms for two copies of one architecture. With torch on every core, each operator waits at a
+barrier for all its threads, and the pool's spinning worker leaves no core free: whenever any other
+thread is runnable (the next stage's preparation, Prefect's log and event workers, its temporary API
+server, another process on the machine), a forward waits for a descheduled thread. MiniLM-L1 went
+from 0.9 to 90 ms per forward that way, in a Prefect task as in a plain script. 20 samples take 20 ms,
+so whether a burst of other work overlapped them was luck. The first forwards of a freshly loaded
+model are slow too (5 ms, then 2, settling after ~10 calls), which 3 warm-ups did not cover.
+
+So `measure_speed` starts `python -m distill.profiling`, which loads the saved model folder and times
+it alone: one thread by default (`EvaluationConfig.latency_threads`), time-based warm-up and sampling
+(seconds, hundreds of forwards), the garbage collector paused, and the forwards under the precision
+the model runs at. What remains is the machine: a neighbour busy on another core still slows a 1 ms
+forward by 10-30% on a shared VM; compare figures from an otherwise idle machine.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from distill.precision import ResolvedPrecision, autocast
 
 
 def parameter_count(model: torch.nn.Module) -> int:
@@ -25,65 +50,167 @@ def size_on_disk_mb(folder: str | Path) -> float | None:
     return round(sum(p.stat().st_size for p in weights) / 1e6, 3)
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@torch.inference_mode()
-def measure_speed(
-    model: torch.nn.Module,
-    example: dict[str, list[int]],
-    *,
-    latency_samples: int = 20,
-    throughput_batch_size: int = 32,
-    threads: int | None = None,
-    warmup: int = 3,
-) -> dict[str, float]:
-    """Latency p50/p95 (ms) of one example and throughput (examples/s) of batches of it, on the model's device.
-
-    `example` is one tokenized input (lists of ids); the same input is repeated so that
-    the numbers measure the model, not the data.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    single = {name: torch.tensor([ids], device=device) for name, ids in example.items()}
-    batch = {name: tensor.repeat(throughput_batch_size, 1) for name, tensor in single.items()}
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    with torch_threads(threads):
-        for _ in range(warmup):
-            model(**single)
-        timings = []
-        for _ in range(latency_samples):
-            synchronize()
-            started = time.perf_counter()
-            model(**single)
-            synchronize()
-            timings.append((time.perf_counter() - started) * 1000)
-        model(**batch)  # warm the larger shapes
-        batch_runs = max(2, min(5, latency_samples // 4))
-        synchronize()
-        started = time.perf_counter()
-        for _ in range(batch_runs):
-            model(**batch)
-        synchronize()
-        elapsed = time.perf_counter() - started
-    ordered = sorted(timings)
-    p95_index = min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))
-    return {
-        "latency_p50_ms": round(statistics.median(ordered), 3),
-        "latency_p95_ms": round(ordered[p95_index], 3),
-        "throughput_per_s": round(batch_runs * throughput_batch_size / elapsed, 2),
-        "speed_sequence_length": len(next(iter(example.values()))),
-    }
-
-
 def first_input(features: dict[str, list[Any]]) -> dict[str, list[int]]:
     """The first row of tokenized features, model inputs only."""
     return {name: features[name][0] for name in ("input_ids", "attention_mask", "token_type_ids") if name in features}
+
+
+def default_threads() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers and `taskset` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class SpeedRequest:
+    """What the measuring process needs: the model folder, one tokenized input, and how to time it."""
+
+    model_path: str
+    task: str  # the head to load: "qa" or "classification"
+    example: dict[str, list[int]]  # one tokenized input; repeated, so the figures measure the model, not data
+    precision: ResolvedPrecision
+    threads: int
+    latency_seconds: float
+    latency_samples: int
+    throughput_batch_size: int
+    num_labels: int | None = None
+    trust_remote_code: bool = False
+
+
+def measure_speed(request: SpeedRequest, *, timeout: float = 600.0) -> dict[str, Any]:
+    """Latency p50/p95 (ms) at batch 1 and throughput (examples/s), timed in a fresh process; see the module doc.
+
+    Runs on the device stages run on (the GPU when there is one). Raises RuntimeError with the
+    measuring process's error when it fails.
+    """
+    # The child imports this very `distill`, wherever it was imported from (a checkout, an installed copy).
+    python_path = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = {
+        **os.environ,
+        # The thread pools are sized when torch loads: set them before it does, in the child's environment.
+        "OMP_NUM_THREADS": str(request.threads),
+        "MKL_NUM_THREADS": str(request.threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join(filter(None, python_path)),
+    }
+    process = subprocess.run(
+        [sys.executable, "-m", "distill.profiling"],
+        input=json.dumps(asdict(request)),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"latency measurement of {request.model_path} failed (exit {process.returncode}): {process.stderr[-2000:]}"
+        )
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No garbage collection inside timed forwards: a collection mid-forward is the collector's cost."""
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _seconds_per_call(
+    call: Callable[[], Any], synchronize: Callable[[], None], *, seconds: float, at_least: int
+) -> list[float]:
+    """Time `call` repeatedly until both `seconds` have passed and `at_least` calls were timed."""
+    timings: list[float] = []
+    started = time.perf_counter()
+    while len(timings) < at_least or time.perf_counter() - started < seconds:
+        begin = time.perf_counter()
+        call()
+        synchronize()
+        timings.append(time.perf_counter() - begin)
+    return timings
+
+
+@torch.inference_mode()
+def time_forwards(
+    model: torch.nn.Module,
+    example: dict[str, list[int]],
+    *,
+    precision: ResolvedPrecision,
+    latency_seconds: float,
+    latency_samples: int,
+    throughput_batch_size: int,
+) -> dict[str, Any]:
+    """Latency p50/p95 of one example and throughput of batches of it, on the model's device, in this process.
+
+    Each forward enters autocast for `precision` itself, as a request served one at a time does. Warm-up
+    (a quarter of `latency_seconds`, at least 3 calls per shape) takes first-call costs out: allocations,
+    kernel selection, autocast's weight casts. Throughput is the batch size over the median batch time,
+    so a burst of other work on the machine moves it as little as it moves the latency median.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    single = {name: torch.tensor([ids], device=device) for name, ids in example.items()}  # (1, T)
+    batch = {name: tensor.repeat(throughput_batch_size, 1) for name, tensor in single.items()}  # (B, T)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def forward(inputs: dict[str, torch.Tensor]) -> Callable[[], Any]:
+        def call() -> Any:
+            with autocast(precision, device):
+                return model(**inputs)
+
+        return call
+
+    warmup = latency_seconds / 4
+    with gc_paused():
+        _seconds_per_call(forward(single), synchronize, seconds=warmup, at_least=3)
+        latency = _seconds_per_call(forward(single), synchronize, seconds=latency_seconds, at_least=latency_samples)
+        _seconds_per_call(forward(batch), synchronize, seconds=warmup, at_least=3)
+        batches = _seconds_per_call(forward(batch), synchronize, seconds=latency_seconds / 2, at_least=5)
+    latency.sort()
+    p95_index = min(len(latency) - 1, max(0, round(0.95 * len(latency)) - 1))
+    return {
+        "latency_p50_ms": round(statistics.median(latency) * 1000, 3),
+        "latency_p95_ms": round(latency[p95_index] * 1000, 3),
+        "throughput_per_s": round(throughput_batch_size / statistics.median(batches), 2),
+        "speed_sequence_length": len(next(iter(example.values()))),
+        "latency_precision": precision,
+        "latency_device": device.type,
+        "latency_timed_forwards": len(latency),
+    }
+
+
+def _measure(request: SpeedRequest) -> dict[str, Any]:
+    """The measuring process's work: load the saved model on the stages' device and time it."""
+    import transformers
+
+    from distill.models.loading import load_model
+    from distill.precision import default_device
+
+    transformers.logging.set_verbosity_error()
+    torch.set_num_threads(request.threads)
+    with contextlib.suppress(RuntimeError):  # only settable before any parallel work; the env var already did it
+        torch.set_num_interop_threads(1)
+    model, _ = load_model(
+        request.model_path, request.task, num_labels=request.num_labels, trust_remote_code=request.trust_remote_code
+    )
+    figures = time_forwards(
+        model.to(default_device()),
+        request.example,
+        precision=request.precision,
+        latency_seconds=request.latency_seconds,
+        latency_samples=request.latency_samples,
+        throughput_batch_size=request.throughput_batch_size,
+    )
+    return {**figures, "latency_threads": torch.get_num_threads()}
+
+
+if __name__ == "__main__":
+    result = _measure(SpeedRequest(**json.loads(sys.stdin.read())))
+    sys.stdout.write(json.dumps(result) + "\n")

@@ -14,7 +14,6 @@ the stage recomputes (resuming from its checkpoints if it had any).
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
 from distill.artifacts import StageDirectory, StageResult, resolve_root
+from distill.attempts import attempt
 from distill.config import RunConfig
 from distill.data.task_data import data_fingerprint
 from distill.errors import DistillError
@@ -35,7 +35,11 @@ from tasks.compute import compute_slot, process_slot
 from tasks.locking import FlockLockManager
 
 PREFECT_DIR = "_prefect"
-STAGE_SECONDS = "stage_seconds"  # metric every computed stage records: wall time of its body
+# Metrics every computed stage records. A stage may take several attempts (retries, runs killed and re-run);
+# each attempt resumes from the checkpoints of those before it.
+STAGE_SECONDS = "stage_seconds"  # wall time of the stage's body in the attempt that completed it
+STAGE_SECONDS_ALL_ATTEMPTS = "stage_seconds_all_attempts"  # wall time of the body over every attempt, killed included
+STAGE_ATTEMPTS = "stage_attempts"  # attempts at this build of the stage, the completing one included
 
 
 @dataclass(frozen=True)
@@ -190,11 +194,26 @@ def _run_stage(
             logger.info("%s: %s is not usable (%s); recomputing", spec.name, directory.path, check.reason)
     directory.prepare()
     logger.info("%s: computing into %s", spec.name, directory.path)
-    started = time.perf_counter()
-    metrics = body(directory)
     # The stage's own work (training, evaluation, writing its files), without the key, hashes, manifest or
-    # Prefect around it: what the stage cost, and what orchestration overhead is measured against.
-    metrics = {**metrics, STAGE_SECONDS: round(time.perf_counter() - started, 2)}
+    # Prefect around it: what the stage cost, and what orchestration overhead is measured against. Recorded
+    # in the stage directory as it goes, so that a killed attempt's time is counted by the one that finishes.
+    with attempt(directory.attempts) as current:
+        metrics = body(directory)
+        times = current.times()
+    if times.attempts > 1:
+        logger.info(
+            "%s: completed on attempt %d: %.1f s in this one, %.1f s in all",
+            spec.name,
+            times.attempts,
+            times.seconds,
+            times.all_seconds,
+        )
+    metrics = {
+        **metrics,
+        STAGE_SECONDS: round(times.seconds, 2),
+        STAGE_SECONDS_ALL_ATTEMPTS: round(times.all_seconds, 2),
+        STAGE_ATTEMPTS: times.attempts,
+    }
     return directory.finalize(
         config={"stage": spec.config_of(config), "extra": extra},
         metrics=metrics,

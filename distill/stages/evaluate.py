@@ -18,7 +18,7 @@ from distill.evaluation import (
 from distill.io import atomic_write_json
 from distill.models.loading import load_model, load_tokenizer
 from distill.precision import resolve_precision
-from distill.profiling import first_input, measure_speed, parameter_count, size_on_disk_mb
+from distill.profiling import SpeedRequest, first_input, measure_speed, parameter_count, size_on_disk_mb
 from distill.qa.features import columns, prepare_eval_features
 from distill.stages.common import load_task_data
 
@@ -92,14 +92,22 @@ def evaluate_model(
         parameters=parameter_count(model),
         size_on_disk_mb=size_on_disk_mb(model_path),
         untrained_head=bool(fresh),
-        **measure_speed(
-            model,
-            sample,
-            latency_samples=cost.latency_samples,
-            throughput_batch_size=cost.throughput_batch_size,
-            threads=cost.latency_threads,
-        ),
     )
+    del model  # the measuring process loads its own copy; this one need not share the machine's memory with it
+    # Timed in a process of its own, at the precision the model runs at (see distill.profiling for why).
+    speed = SpeedRequest(
+        model_path=model_path,
+        task="qa" if isinstance(data, QAData) else "classification",
+        num_labels=None if isinstance(data, QAData) else len(data.label_list),
+        trust_remote_code=trust_remote_code,
+        example=sample,
+        precision=precision,
+        threads=cost.latency_threads,
+        latency_seconds=cost.latency_seconds,
+        latency_samples=cost.latency_samples,
+        throughput_batch_size=cost.throughput_batch_size,
+    )
+    metrics.update(measure_speed(speed))
     return metrics
 
 

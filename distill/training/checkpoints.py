@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Written by the Trainer in this order; trainer_state.json last, so its presence means the rest exists.
@@ -44,6 +49,69 @@ def latest_valid_checkpoint(directory: Path) -> Path | None:
 def checkpoint_step(folder: Path) -> int:
     """The global step a valid checkpoint was saved at."""
     return int(json.loads((folder / "trainer_state.json").read_text())["global_step"])
+
+
+class TrainingClock(TrainerCallback, ExportableState):
+    """Training seconds of the whole run so far, saved in every checkpoint's trainer state.
+
+    A resumed run starts from the seconds its checkpoint recorded, so its `train_runtime_seconds` covers
+    every step in the final model, not only those since the resume (0.01 s when a run resumes from its
+    final checkpoint). Steps a killed attempt trained past its last checkpoint are lost and not counted
+    here; the stage's `stage_seconds_all_attempts` counts them.
+    """
+
+    def __init__(self, earlier_seconds: float = 0.0) -> None:
+        self.earlier_seconds = earlier_seconds
+        self._started: float | None = None
+        self._stopped: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Earlier attempts' training seconds (up to the resume checkpoint) plus this attempt's so far."""
+        if self._started is None:
+            return self.earlier_seconds
+        return self.earlier_seconds + ((self._stopped or time.perf_counter()) - self._started)
+
+    def state(self) -> dict[str, Any]:
+        # Called when the Trainer writes a checkpoint: what a run resumed from it starts counting from.
+        return {"args": {"earlier_seconds": self.seconds}, "attributes": {}}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self._started, self._stopped = time.perf_counter(), None
+        # A checkpoint written without this clock resumes into a state that lacks its entry, and the
+        # Trainer's save would fail on the missing key.
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+        return control
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self._stopped = time.perf_counter()
+        return control
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What a resumed run needs from its checkpoint, read before training starts.
+
+    Read once, up front: once the resumed run saves newer checkpoints, the Trainer's rotation
+    (`save_total_limit`) may delete this one, so nothing may read it after training.
+    """
+
+    name: str  # e.g. "checkpoint-100"
+    step: int
+    log_history: tuple[dict[str, Any], ...]  # the logged losses before `step`, for the whole run's mean
+    train_seconds: float  # TrainingClock's reading at the checkpoint; 0 for checkpoints saved without one
+
+
+def read_resume_point(folder: Path) -> ResumePoint:
+    """The resume bookkeeping of a valid checkpoint."""
+    state = json.loads((folder / "trainer_state.json").read_text())
+    clock = (state.get("stateful_callbacks") or {}).get(TrainingClock.__name__) or {}
+    return ResumePoint(
+        name=folder.name,
+        step=int(state["global_step"]),
+        log_history=tuple(state.get("log_history") or ()),
+        train_seconds=float(clock.get("args", {}).get("earlier_seconds", 0.0)),
+    )
 
 
 def mean_loss_of_resumed_run(

@@ -23,18 +23,27 @@ from distill.artifacts import LOSS_CURVE
 from distill.config import TrainingConfig
 from distill.io import atomic_write_json
 from distill.precision import ResolvedPrecision
-from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint, mean_loss_of_resumed_run
+from distill.training.checkpoints import (
+    TrainingClock,
+    latest_valid_checkpoint,
+    mean_loss_of_resumed_run,
+    read_resume_point,
+)
 
 log = logging.getLogger("distill")
 
 
 @dataclass(frozen=True)
 class TrainSummary:
-    """What a training run reports: loss, steps, time, and where it resumed from (if it did)."""
+    """What a training run reports: loss, steps, time, and where it resumed from (if it did).
+
+    For a resumed run, loss and time cover the whole run (every step in the final model), as an
+    uninterrupted run reports them; only `resumed_from` tells the two apart.
+    """
 
     train_loss: float
     global_step: int
-    train_runtime_seconds: float
+    train_runtime_seconds: float  # training time of the steps in the final model, earlier attempts' included
     train_samples: int
     resumed_from: str | None
     precision: ResolvedPrecision = "fp32"
@@ -147,13 +156,18 @@ def train(
     args = training_arguments(training, checkpoint_dir, seed=seed, show_progress=show_progress, precision=precision)
     # Distillation feeds columns the model does not take (feature_index, kd_mask); its trainer pops them.
     args.remove_unused_columns = not keep_extra_columns
+    resume_folder = latest_valid_checkpoint(checkpoint_dir)
+    # Everything the summary needs from the checkpoint is read now: once the resumed run saves newer
+    # checkpoints, the Trainer's rotation (save_total_limit) may delete this one.
+    resume = read_resume_point(resume_folder) if resume_folder is not None else None
+    clock = TrainingClock(resume.train_seconds if resume else 0.0)
     trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_dataset,
         data_collator=data_collator,
         processing_class=processing_class,
-        callbacks=[LogAtCheckpoints(), *callbacks],
+        callbacks=[LogAtCheckpoints(), clock, *callbacks],
         **(trainer_kwargs or {}),
     )
     # Every loss here is a mean over its micro-batch; one scaling rule for gradient accumulation in every
@@ -162,19 +176,18 @@ def train(
     if not show_progress:
         # Without a progress bar the Trainer prints every log dict; the callbacks already report them.
         trainer.remove_callback(PrinterCallback)
-    resume = latest_valid_checkpoint(checkpoint_dir)
     if resume is not None:
         log.info("resuming from checkpoint %s", resume.name)
-    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    output = trainer.train(resume_from_checkpoint=str(resume_folder) if resume_folder else None)
     curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
     atomic_write_json(Path(checkpoint_dir).parent / LOSS_CURVE, curve, indent=None)
     loss = float(output.training_loss)
     if resume is not None:  # the Trainer averages only the steps since the resume; report the whole run's mean
-        loss = mean_loss_of_resumed_run(trainer.state.log_history, checkpoint_step(resume), output.global_step, loss)
+        loss = mean_loss_of_resumed_run(resume.log_history, resume.step, output.global_step, loss)
     return TrainSummary(
         train_loss=loss if math.isfinite(loss) else float("nan"),
         global_step=int(output.global_step),
-        train_runtime_seconds=float(output.metrics.get("train_runtime", 0.0)),
+        train_runtime_seconds=clock.seconds,
         train_samples=len(train_dataset),
         resumed_from=resume.name if resume else None,
         precision=precision,

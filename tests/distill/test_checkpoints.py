@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-from distill.training.checkpoints import latest_valid_checkpoint, mean_loss_of_resumed_run
+import pytest
+from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
+
+from distill.config import ClassificationDataConfig, TrainingConfig
+from distill.data.classification import ClassificationDataset
+from distill.models.loading import load_model, load_tokenizer
+from distill.synthetic import synthetic_sentiment
+from distill.training.checkpoints import (
+    TrainingClock,
+    latest_valid_checkpoint,
+    mean_loss_of_resumed_run,
+    read_resume_point,
+)
+from distill.training.features import classification_train_dataset
+from distill.training.trainer import TrainSummary, train
 
 
 def checkpoint(root: Path, step: int, *, complete: bool = True, state: str = '{"global_step": 1}') -> None:
@@ -37,3 +53,65 @@ def test_resumed_run_reports_the_mean_loss_of_every_step() -> None:
     assert mean_loss_of_resumed_run(history[:3], resumed_step=30, global_step=30, loss_since_resume=0.0) == 7 / 3
     # Checkpoint at 25 with logs every 10: steps 21-25 have no recorded loss and are left out.
     assert mean_loss_of_resumed_run(history, resumed_step=25, global_step=40, loss_since_resume=1.0) == 75 / 35
+
+
+class Interrupted(Exception):
+    """Stands in for a crash (kill -9, OOM, preemption) right after a checkpoint is complete."""
+
+
+class CrashAfterCheckpoint(TrainerCallback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:  # after the checkpoint is written
+        if state.global_step == self.step:
+            raise Interrupted(f"crashed after checkpoint-{self.step}")
+        return control
+
+
+@pytest.mark.parametrize("clock_saved", [True, False], ids=["checkpoint", "checkpoint-without-clock"])
+def test_a_resumed_run_outlives_the_checkpoint_it_resumed_from(
+    clock_saved: bool, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """Resumed at step 4 with save_total_limit 1 and checkpoints every 2 steps, the Trainer's rotation deletes
+    checkpoint-4 at step 6; the run must still finish and report what an uninterrupted run reports.
+
+    Without clock: a checkpoint saved before TrainingClock existed resumes too (its training time unknown)."""
+    tokenizer = load_tokenizer(str(tiny_classifier))
+    rows = synthetic_sentiment(rows=48, seed=5)
+    data = ClassificationDataset([r["sentence"] for r in rows], [r["label"] for r in rows], "mem")
+    features = classification_train_dataset(data, tokenizer, ClassificationDataConfig(eval="x.tsv"), ["0", "1"])
+    # 12 steps; losses logged every 3 steps and at every checkpoint; one checkpoint kept at a time.
+    training = TrainingConfig(
+        epochs=2, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, logging_steps=3, save_steps=2, save_total_limit=1
+    )
+
+    def run(checkpoints: Path, *callbacks: TrainerCallback) -> TrainSummary:
+        set_seed(0)
+        model, _ = load_model(str(tiny_classifier), "classification")
+        collator = DataCollatorWithPadding(tokenizer)
+        return train(
+            model, features, training, checkpoint_dir=checkpoints, seed=0, data_collator=collator, callbacks=callbacks
+        )
+
+    reference = run(tmp_path / "uninterrupted" / "checkpoints")
+    checkpoints = tmp_path / "interrupted" / "checkpoints"
+    with pytest.raises(Interrupted):
+        run(checkpoints, CrashAfterCheckpoint(4))
+    assert [p.name for p in checkpoints.iterdir()] == ["checkpoint-4"]
+    state_file = checkpoints / "checkpoint-4" / "trainer_state.json"
+    if not clock_saved:
+        state = json.loads(state_file.read_text())
+        del state["stateful_callbacks"][TrainingClock.__name__]
+        state_file.write_text(json.dumps(state))
+    before = read_resume_point(checkpoints / "checkpoint-4")
+    assert before.step == 4 and (before.train_seconds > 0) == clock_saved
+
+    resumed = run(checkpoints)
+    assert not (checkpoints / "checkpoint-4").exists()  # rotated away while the resumed run trained
+    assert resumed.resumed_from == "checkpoint-4"
+    assert resumed.global_step == reference.global_step == 12
+    # Steps 1-4 from the checkpoint's log history, 5-12 from the resumed run: the uninterrupted run's mean.
+    assert resumed.train_loss == pytest.approx(reference.train_loss, rel=1e-9)
+    # Training time of every step in the model: the seconds up to checkpoint-4 count too.
+    assert resumed.train_runtime_seconds > before.train_seconds

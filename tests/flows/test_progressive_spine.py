@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from distill.artifacts import COMPLETE, MANIFEST, StageDirectory
-from distill.config import RunConfig
-from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint
+from distill.config import RunConfig, load_config
+from distill.precision import resolve_precision
+from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint, read_resume_point
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import start_run, tiny_one_stage, write_tiny_variant
 from tests.prefect_api import flow_run_artifacts, flow_run_logs, poll
@@ -199,6 +200,7 @@ def test_kill_9_while_training_then_while_writing_files(
     assert not (artifacts / "_prefect" / "cache" / teacher.name).exists()  # no cache record to serve it
 
     # 3. The next run recomputes the stage (resuming from its final checkpoint) instead of serving the torn files.
+    trained_seconds = read_resume_point(latest_valid_checkpoint(checkpoints)).train_seconds
     summary = tmp_path / "summary.json"
     third = start_run(config, prefect_server, "--summary-json", str(summary), log=tmp_path / "third.log")
     third.wait(timeout=540)
@@ -219,9 +221,16 @@ def test_kill_9_while_training_then_while_writing_files(
     metrics = stages[0]["metrics"]
     assert metrics["train_steps"] == total_steps and metrics["resumed_from"] == f"checkpoint-{total_steps}"
     assert metrics["train_loss"] == pytest.approx(reference["metrics"]["train_loss"], rel=1e-9)
+    # Its time covers all three attempts: training time of every step (not the 0 s of the last attempt), and
+    # the wall time of the two killed attempts too.
+    assert metrics["train_runtime_seconds"] >= round(trained_seconds, 3) > 0
+    assert metrics["stage_attempts"] == 3 and metrics["stage_seconds_all_attempts"] > metrics["stage_seconds"]
     evaluation = next(s for s in finished_run.stages if s["name"] == "evaluate_teacher")["metrics"]
     for name in ("exact", "f1", "HasAns_f1", "NoAns_f1"):
         assert stages[1]["metrics"][name] == evaluation[name], name
+    # Latency is reported for the precision the run uses, timed in the measuring process at its threads.
+    assert stages[1]["metrics"]["latency_precision"] == resolve_precision(load_config(config).precision)
+    assert stages[1]["metrics"]["latency_threads"] == 1 and stages[1]["metrics"]["latency_p50_ms"] > 0
 
 
 def test_two_concurrent_runs_train_each_stage_once(tmp_path: Path, prefect_server: str) -> None:
