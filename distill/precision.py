@@ -4,8 +4,9 @@
 AMX-BF16 or AVX512-BF16 instructions (measured: a 2048² matmul runs 6.4x faster in bf16 on
 a Xeon with AMX, 2.5x on an AMD EPYC with AVX512-BF16; MiniLM training 2.5x, inference 3.7x
 on the Xeon). Everything else stays fp32: without those instructions bf16 is emulated and
-slower. Weights always stay fp32; autocast runs the matmuls in bf16 and keeps reductions,
-softmax and layer norms in fp32, which is why training with it stays stable.
+slower. Weights (and the optimizer's state) always stay fp32; autocast runs matmuls and
+linear layers in bf16 and other ops by its CPU/CUDA op lists, and distill computes every loss
+in fp32, which keeps training stable.
 """
 
 from __future__ import annotations

@@ -90,7 +90,13 @@ def evaluate(
         Literal["auto", "qa", "classification"],
         typer.Option(help="Default: from the model's head, else the file type."),
     ] = "auto",
-    max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate the first N questions/rows only.")] = None,
+    max_samples: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Evaluate the first N questions/rows only (`distill score` on the whole file counts the rest as 0).",
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option(help="Write predictions here (JSON; QA: each question's best span).")
     ] = None,
@@ -134,7 +140,7 @@ def evaluate(
     from distill.config import DataSource
     from distill.data.sources import is_local
     from distill.models.loading import model_task
-    from distill.precision import autocast, resolve_precision
+    from distill.precision import resolve_precision
 
     source = DataSource(path=data, split=split)
     if task == "auto":
@@ -142,35 +148,34 @@ def evaluate(
         by_data = "qa" if ".json" in suffixes and ".jsonl" not in suffixes else None
         task = model_task(model) or by_data or ("classification" if is_local(data) else "qa")
     started = time.perf_counter()
-    # Models are evaluated where they load, on the CPU. Autocast around the whole evaluation covers every forward
-    # and leaves numpy post-processing alone.
-    resolved = resolve_precision(precision, "cpu")
-    with autocast(resolved, "cpu"):
-        if task == "qa":
-            result, written = _evaluate_qa(
-                model,
-                source,
-                max_samples,
-                batch_size,
-                max_seq_length or 384,
-                doc_stride,
-                trust_remote_code,
-                null_threshold,
-                validation_data,
-            )
-            if na_prob_output is not None and "null_odds" not in written:
-                typer.echo("note: no unanswerable questions, so nothing abstains: no na-prob file written", err=True)
-        else:
-            result, written = _evaluate_classification(
-                model,
-                source,
-                max_samples,
-                batch_size,
-                max_seq_length or 128,
-                text_column,
-                label_column,
-                trust_remote_code,
-            )
+    resolved = resolve_precision(precision, "cpu")  # models are evaluated where they load: on the CPU
+    if task == "qa":
+        result, written = _evaluate_qa(
+            model,
+            source,
+            max_samples,
+            batch_size,
+            max_seq_length or 384,
+            doc_stride,
+            trust_remote_code,
+            null_threshold,
+            validation_data,
+            resolved,
+        )
+        if na_prob_output is not None and "null_odds" not in written:
+            typer.echo("note: no unanswerable questions, so nothing abstains: no na-prob file written", err=True)
+    else:
+        result, written = _evaluate_classification(
+            model,
+            source,
+            max_samples,
+            batch_size,
+            max_seq_length or 128,
+            text_column,
+            label_column,
+            trust_remote_code,
+            resolved,
+        )
     result["precision"] = resolved
     result["eval_seconds"] = round(time.perf_counter() - started, 3)
     # Outputs are written only now that everything has succeeded.
@@ -209,6 +214,7 @@ def _evaluate_qa(
     trust_remote_code: bool,
     null_threshold: float,
     validation_data: Path | None,
+    precision: str,
 ) -> tuple[dict, dict]:
     from distill.config import QADataConfig
     from distill.data.squad import cap_questions, check_disjoint, read_squad
@@ -236,7 +242,14 @@ def _evaluate_qa(
     questions = dataset.num_questions + (validation.num_questions if validation is not None else 0)
     with _progress_bar(questions, "window") as bar:
         evaluation = evaluate_qa(
-            model, tokenizer, dataset, settings, batch_size=batch_size, progress=bar.update, validation=validation
+            model,
+            tokenizer,
+            dataset,
+            settings,
+            batch_size=batch_size,
+            progress=bar.update,
+            validation=validation,
+            precision=precision,
         )
     if validation is not None and evaluation.validation is None:
         typer.echo("note: no unanswerable questions in --data: nothing abstains, no threshold tuned", err=True)
@@ -263,6 +276,7 @@ def _evaluate_classification(
     text_column,  # noqa: ANN001, ANN202
     label_column,
     trust_remote_code,
+    precision,
 ):
     from distill.data.classification import infer_label_list, read_classification, sample_rows
     from distill.evaluation import evaluate_classification
@@ -294,6 +308,7 @@ def _evaluate_classification(
             max_seq_length=max_seq_length,
             batch_size=batch_size,
             progress=bar.update,
+            precision=precision,
         )
     result = {
         "task": "classification",

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import torch
@@ -41,24 +41,30 @@ from transformers.masking_utils import eager_mask
 
 RECORDING_ATTENTION = "distill_recording_eager"
 
-# The list the innermost `recorded_attention_scores()` context collects into; None outside any.
-_RECORDING: contextvars.ContextVar[list[torch.Tensor] | None] = contextvars.ContextVar(
-    "distill_attention_scores", default=None
+# The list the innermost `recorded_attention_scores()` context collects into, and the call indices it keeps;
+# None outside any context.
+_RECORDING: contextvars.ContextVar[tuple[list[torch.Tensor | None], Collection[int] | None] | None] = (
+    contextvars.ContextVar("distill_attention_scores", default=None)
 )
 
 
 @contextlib.contextmanager
-def recorded_attention_scores() -> Iterator[list[torch.Tensor]]:
+def recorded_attention_scores(keep: Collection[int] | None = None) -> Iterator[list[torch.Tensor | None]]:
     """Collect the pre-softmax scores of every attention call of the forward passes run inside.
 
     Run one model's forward per context: a fresh list per context keeps the student's and
     the teacher's scores apart and drops the previous step's.
 
+    Args:
+        keep: 0-based indices of the calls (layers) whose scores are kept; the others are
+            recorded as None, so a 12-layer teacher mapped at 3 layers holds 3 score tensors,
+            not 12. None keeps every call.
+
     Yields:
-        A list that fills with one `(B, H, T_q, T_k)` tensor per attention call.
+        A list that fills with one `(B, H, T_q, T_k)` tensor (or None) per attention call.
     """
-    scores: list[torch.Tensor] = []
-    token = _RECORDING.set(scores)
+    scores: list[torch.Tensor | None] = []
+    token = _RECORDING.set((scores, keep))
     try:
         yield scores
     finally:
@@ -92,7 +98,8 @@ def recording_eager_attention(
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, H, T_q, T_k)
     recording = _RECORDING.get()
     if recording is not None:
-        recording.append(scores)
+        recorded, keep = recording
+        recorded.append(scores if keep is None or len(recorded) in keep else None)
     weights = scores + attention_mask if attention_mask is not None else scores
     weights = nn.functional.softmax(weights, dim=-1)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)

@@ -17,7 +17,7 @@ from distill.evaluation import (
 )
 from distill.io import atomic_write_json
 from distill.models.loading import load_model, load_tokenizer
-from distill.precision import resolve_precision
+from distill.precision import default_device, resolve_precision
 from distill.profiling import SpeedRequest, first_input, measure_speed, parameter_count, size_on_disk_mb
 from distill.qa.features import columns, prepare_eval_features
 from distill.stages.common import load_task_data
@@ -101,7 +101,7 @@ def evaluate_model(
         num_labels=None if isinstance(data, QAData) else len(data.label_list),
         trust_remote_code=trust_remote_code,
         example=sample,
-        precision=precision,
+        precision=resolve_precision(config.precision, default_device()),  # the device latency is timed on
         threads=cost.latency_threads,
         latency_seconds=cost.latency_seconds,
         latency_samples=cost.latency_samples,
@@ -123,7 +123,8 @@ def write_qa_predictions(evaluation: QAEvaluation, output_dir: Path) -> None:
     no-answer odds, the `--na-prob-file`; score with `--na-prob-thresh` = the metrics'
     `null_threshold` (or `tuned_null_threshold` for the tuned figures). When the threshold
     was tuned, the same pair for the validation set as `validation_predictions.json` and
-    `validation_null_odds.json` (its `best_f1_thresh` is `tuned_null_threshold`).
+    `validation_null_odds.json` (their official sweep gives `tuned_null_threshold`; see
+    `distill.qa.scoring.tuned_threshold`).
     """
     atomic_write_json(output_dir / "predictions.json", evaluation.predictions.best_spans)
     if evaluation.version_2_with_negative:

@@ -69,7 +69,9 @@ class PredictionDistillationTrainer(LengthGroupedTrainer):
                 for name, values in arrays.items()
             }
         model_inputs = {k: v for k, v in inputs.items() if k not in LABEL_COLUMNS}
-        with torch.no_grad():  # not inference_mode: these tensors enter the student's autograd graph
+        # not inference_mode: these tensors enter the student's autograd graph. Accelerate wraps only the
+        # student's forward in autocast, so the teacher enters the run's precision explicitly.
+        with torch.no_grad(), self.accelerator.autocast():
             result = self.teacher_model(**model_inputs)
         names = ("start_logits", "end_logits") if self.task == "qa" else ("logits",)
         return {name: result[name].float() for name in names}

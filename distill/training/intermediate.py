@@ -109,13 +109,19 @@ class IntermediateDistillationTrainer(LengthGroupedTrainer):
         need_attention = self.weights["attention_loss"] > 0
         # The student's base model only: the task head plays no part in this step.
         unwrapped = self.accelerator.unwrap_model(model)
-        record = recorded_attention_scores if need_attention else contextlib.nullcontext
+        # Only the scores of mapped layers are kept (layer s's attention is call s - 1).
+        attention_pairs = [pair for pair in self.pairs if pair[0] > 0 and pair[1] > 0]
+        if need_attention:
+            record_student = recorded_attention_scores({s - 1 for s, _ in attention_pairs})
+            record_teacher = recorded_attention_scores({t - 1 for _, t in attention_pairs})
+        else:
+            record_student = record_teacher = contextlib.nullcontext()
         # Calling base_model bypasses the forward that accelerate wraps in autocast: enter it explicitly.
         with self.accelerator.autocast():
-            with record() as student_scores, embedding_output_before_dropout(unwrapped.base_model) as embedded:
+            with record_student as student_scores, embedding_output_before_dropout(unwrapped.base_model) as embedded:
                 student = unwrapped.base_model(**model_inputs, output_hidden_states=True)
             # no_grad rather than inference_mode: these tensors meet the student's in the loss's autograd graph.
-            with torch.no_grad(), record() as teacher_scores:
+            with torch.no_grad(), record_teacher as teacher_scores:
                 teacher = self.teacher.base_model(**model_inputs, output_hidden_states=True)
         if need_attention:
             _check_recorded(student_scores, len(student.hidden_states) - 1, "student")
@@ -124,7 +130,12 @@ class IntermediateDistillationTrainer(LengthGroupedTrainer):
         projections: HiddenProjections = getattr(unwrapped, PROJECTIONS)
 
         # The student's embedding output as it was before its dropout: what the teacher (in eval mode) outputs.
-        student_hidden = (embedded[0] if embedded else student.hidden_states[0], *student.hidden_states[1:])
+        # Used only where the dropout's output is the embedding output the model reports (BERT, RoBERTa, ...);
+        # ELECTRA and ALBERT project it further (other width or values), so they keep hidden_states[0].
+        clean_embedding = student.hidden_states[0]
+        if embedded and torch.equal(embedded[0][1], clean_embedding):
+            clean_embedding = embedded[0][0]
+        student_hidden = (clean_embedding, *student.hidden_states[1:])
 
         def hidden_mse(pair: LayerPair) -> torch.Tensor:
             return masked_mse(projections(student_hidden[pair[0]], pair), teacher.hidden_states[pair[1]], mask)
@@ -136,7 +147,7 @@ class IntermediateDistillationTrainer(LengthGroupedTrainer):
         groups = {
             "embedding_loss": ([pair for pair in self.pairs if pair[0] == 0], hidden_mse),
             "hidden_loss": ([pair for pair in self.pairs if pair[0] > 0], hidden_mse),
-            "attention_loss": ([pair for pair in self.pairs if pair[0] > 0 and pair[1] > 0], attention),
+            "attention_loss": (attention_pairs, attention),
         }
         terms = {}
         for name, (group, term) in groups.items():
@@ -166,20 +177,21 @@ class IntermediateDistillationTrainer(LengthGroupedTrainer):
 
 
 @contextlib.contextmanager
-def embedding_output_before_dropout(base_model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Collect the embedding output as it enters the embeddings' dropout (BERT-family `embeddings.dropout`).
+def embedding_output_before_dropout(base_model: nn.Module) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Collect (input, output) of the embeddings' dropout (BERT-family `embeddings.dropout`).
 
     The student trains with dropout on and `hidden_states[0]` is taken after it: ~10% of the entries
     zeroed and the rest scaled by 1/0.9 against the teacher's clean output, so the embedding MSE's
     optimum would shrink the student's embeddings. A forward hook on the dropout module reads its
-    input instead; the forward itself is unchanged. Models without that module yield an empty list.
+    input instead; the forward itself is unchanged. The output is kept so the caller can check it is
+    the embedding output the model reports. Models without that module yield an empty list.
     """
-    captured: list[torch.Tensor] = []
+    captured: list[tuple[torch.Tensor, torch.Tensor]] = []
     dropout = getattr(getattr(base_model, "embeddings", None), "dropout", None)
     if not isinstance(dropout, nn.Dropout):
         yield captured
         return
-    handle = dropout.register_forward_hook(lambda _module, args, _output: captured.append(args[0]))
+    handle = dropout.register_forward_hook(lambda _module, args, output: captured.append((args[0], output)))
     try:
         yield captured
     finally:

@@ -123,7 +123,8 @@ def training_arguments(
         seed=seed,
         data_seed=seed,
         bf16=precision == "bf16",
-        use_cpu=not cuda,  # the Trainer accepts bf16 without a GPU only when told it trains on the CPU
+        # The Trainer accepts bf16 without a GPU only when told it trains on the CPU (Apple's MPS keeps its device).
+        use_cpu=not cuda and not torch.backends.mps.is_available(),
         report_to="none",
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,

@@ -112,3 +112,17 @@ def test_under_bf16_autocast_outputs_stay_eager_and_the_losses_get_float32() -> 
     mask = inputs["attention_mask"]
     assert attention_mse(scores[0], scores[1], mask).dtype == torch.float32
     assert attention_kl(scores[0], scores[1], mask).dtype == torch.float32
+
+
+def test_only_the_kept_layers_hold_scores() -> None:
+    _, recording = pair_of_models()
+    recording.eval()  # no dropout: both forwards compute the same scores
+    inputs = batch()
+    with recorded_attention_scores() as every:
+        recording.bert(**inputs)
+    with recorded_attention_scores(keep={1}) as kept:
+        recording.bert(**inputs)
+    # One entry per layer either way (the trainer checks the count), but only layer 1's scores are held.
+    assert len(kept) == len(every) == CONFIG.num_hidden_layers
+    assert [score is not None for score in kept] == [index == 1 for index in range(CONFIG.num_hidden_layers)]
+    assert torch.equal(kept[1], every[1])

@@ -314,3 +314,26 @@ def test_attention_loss_trains_the_student_only_and_needs_the_recording_attentio
     eager_teacher = BertModel._from_config(teacher.config, attn_implementation="eager")
     with pytest.raises(ValueError, match="teacher loaded with attn_implementation"):
         intermediate_trainer(tiny_bert(2, 32, 4, seed=0), eager_teacher, uniform_map(2, 2), "mse", tmp_path)
+
+
+def test_embeddings_projected_after_their_dropout_keep_the_reported_embedding_output(tmp_path: Path) -> None:
+    # ELECTRA with embedding_size < hidden_size projects the embeddings after their dropout: what enters the
+    # dropout is not the embedding output the model reports (another width), so the term falls back to it.
+    from transformers import ElectraConfig, ElectraModel
+
+    config = ElectraConfig(
+        vocab_size=40, embedding_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    student = ElectraModel._from_config(config, attn_implementation=RECORDING_ATTENTION).train()
+    teacher = ElectraModel._from_config(config, attn_implementation=RECORDING_ATTENTION)
+    trainer = intermediate_trainer(student, teacher, [(0, 0), (1, 1)], "mse", tmp_path)
+    inputs = padded_batch()
+    terms, outputs = trainer.loss_terms(student, inputs)
+    expected = masked_mse(
+        getattr(student, PROJECTIONS)(outputs.hidden_states[0], (0, 0)),
+        teacher(**inputs, output_hidden_states=True).hidden_states[0],
+        inputs["attention_mask"],
+    )
+    assert terms["embedding_loss"].item() == pytest.approx(expected.item(), rel=1e-6)

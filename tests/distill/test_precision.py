@@ -112,3 +112,34 @@ def test_autocast_is_a_no_op_for_fp32() -> None:
         assert not torch.is_autocast_enabled("cpu")
     with autocast("bf16", "cpu"):
         assert torch.is_autocast_enabled("cpu")
+
+
+def test_per_step_teacher_runs_at_the_run_precision(tiny_classifier: Path, tmp_path: Path) -> None:
+    # teacher_cache: false runs the teacher inside the student's training step; accelerate wraps only the
+    # student's forward in autocast, so the teacher must enter it itself.
+    from distill.training.distillation import PredictionDistillationTrainer
+
+    tokenizer = load_tokenizer(str(tiny_classifier))
+    rows = synthetic_sentiment(rows=16, seed=1)
+    data = ClassificationDataset([r["sentence"] for r in rows], [r["label"] for r in rows], "mem")
+    settings = ClassificationDataConfig(eval="x.tsv")
+    features = classification_train_dataset(data, tokenizer, settings, ["0", "1"], for_distillation=True)
+    set_seed(0)
+    student, _ = load_model(str(tiny_classifier), "classification")
+    teacher, _ = load_model(str(tiny_classifier), "classification")
+    seen, hooks = _dtypes_of_linear_outputs(teacher)
+    train(
+        student,
+        features,
+        TRAINING,
+        checkpoint_dir=tmp_path / "checkpoints",
+        seed=0,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        trainer_class=PredictionDistillationTrainer,
+        trainer_kwargs={"task": "classification", "temperature": 2.0, "loss_weight": 0.5, "teacher_model": teacher},
+        keep_extra_columns=True,
+        precision="bf16",
+    )
+    for hook in hooks:
+        hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}
