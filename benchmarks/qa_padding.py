@@ -106,7 +106,7 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
     )
 
     # Padding share of one epoch's batches, in the order training draws them.
-    args = training_arguments(training, work / "sampler", seed=0, show_progress=False)
+    args = training_arguments(training, work / "sampler", seed=0, show_progress=False, group_by_length=True)
     set_seed(0)  # the new QA head, whose loss is compared below
     model, _ = load_model(settings.model, "qa")
     sampler = LengthGroupedTrainer(model=model, args=args, train_dataset=per_batch)._get_train_sampler(per_batch)
@@ -140,7 +140,13 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
         model, _ = load_model(settings.model, "qa")
         started = time.perf_counter()
         summary = train(
-            model, features, training, checkpoint_dir=work / name / "checkpoints", seed=0, data_collator=collator
+            model,
+            features,
+            training,
+            checkpoint_dir=work / name / "checkpoints",
+            seed=0,
+            data_collator=collator,
+            group_by_length=name == "per_batch",  # as QA stages train: windows of similar length share a batch
         )
         seconds = time.perf_counter() - started
         timings[name] = {

@@ -124,6 +124,7 @@ def train_student(
         processing_class=setup.tokenizer,
         show_progress=show_progress,
         precision=resolve_precision(config.precision),
+        group_by_length=setup.task == "qa",
         **options,
     )
 

@@ -50,6 +50,7 @@ def finetune_teacher(
         processing_class=tokenizer,
         show_progress=show_progress,
         precision=resolve_precision(config.precision),
+        group_by_length=isinstance(data, QAData),
     )
     save_model(model, tokenizer, stage.model_dir)
     return {**summary.as_metrics(), "train_features": len(features), **describe(data)}

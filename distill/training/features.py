@@ -1,8 +1,8 @@
 """Training features as `datasets.Dataset`s the Trainer consumes, and the collators that pad them per batch.
 
-Features are stored unpadded; each batch is padded to its own longest row, and the Trainer
-groups rows of similar length into batches (`train_sampling_strategy="group_by_length"` in
-`training_arguments`), so little padding is left to compute on.
+Features are stored unpadded; each batch is padded to its own longest row. For QA the Trainer
+also groups windows of similar length into batches (`group_by_length` in `training_arguments`),
+so little padding is left to compute on.
 """
 
 from __future__ import annotations
