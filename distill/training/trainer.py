@@ -121,6 +121,9 @@ def training_arguments(
         weight_decay=training.weight_decay,
         warmup_steps=training.warmup_ratio,  # a float in [0, 1) is a ratio of total steps in transformers 5
         lr_scheduler_type="linear",
+        # One fused kernel per parameter group instead of a loop of ops: 1.15-1.3x faster steps in bf16 on CPU
+        # (benchmarks/precision.py); the same AdamW update.
+        optim="adamw_torch_fused",
         logging_steps=training.logging_steps,
         save_strategy="steps",
         save_steps=training.save_steps,
