@@ -85,6 +85,8 @@ def measure_speed(request: SpeedRequest, *, timeout: float = 600.0) -> dict[str,
     Runs on the device stages run on (the GPU when there is one). Raises RuntimeError with the
     measuring process's error when it fails.
     """
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the measuring process loads its own copy: leave it what this one has cached
     # The child imports this very `distill`, wherever it was imported from (a checkout, an installed copy).
     python_path = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
     env = {
