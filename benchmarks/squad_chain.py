@@ -121,18 +121,10 @@ def build_config(profile: str, root: Path) -> Any:
 def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
     config = build_config(profile, root)
     chain = run_chain(config)
+    from distill.report import METRIC_COLUMNS
+
     columns = (
-        "exact",
-        "f1",
-        "HasAns_exact",
-        "HasAns_f1",
-        "NoAns_exact",
-        "NoAns_f1",
-        "tuned_null_threshold",
-        "tuned_exact",
-        "tuned_f1",
-        "tuned_HasAns_f1",
-        "tuned_NoAns_f1",
+        *(column for column in METRIC_COLUMNS if column != "accuracy"),  # the leaderboard's QA columns
         "parameters",
         "latency_p50_ms",
         "delta_vs_teacher",
