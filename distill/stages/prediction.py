@@ -75,7 +75,7 @@ def distill_prediction_layer(
         precision = resolve_precision(config.precision)
         arrays, folder, seconds = logits_cache.load_or_compute(
             logits_root,
-            f"{teacher_manifest}/{precision}",  # bf16 and fp32 passes give different logits: never mix them
+            teacher_manifest,
             features,
             lambda: logits_cache.teacher_pass(
                 teacher,
@@ -85,6 +85,7 @@ def distill_prediction_layer(
                 batch_size=settings.training.eval_batch_size,
                 precision=precision,
             ),
+            precision=precision,
         )
         if seconds:
             log.info("teacher logits computed in %.1fs into %s", seconds, folder)

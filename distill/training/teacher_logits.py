@@ -105,13 +105,18 @@ def load_or_compute(
     teacher_manifest: str,
     dataset: Any,
     compute: Callable[[], dict[str, np.ndarray]],
+    *,
+    precision: ResolvedPrecision = "fp32",
 ) -> tuple[dict[str, np.ndarray], Path, float]:
     """Memory-mapped teacher logits for `dataset`, computing and storing them first if needed.
 
+    `precision` is the one `compute` runs the teacher at: bf16 and fp32 passes give different
+    logits, so each has its own folder.
     Returns (arrays by output name, their folder, seconds spent computing; 0 when reused).
     """
     # Hash the manifest: hub teachers' ids contain '/' and may share long prefixes.
-    folder = cache_root / f"{sha256_bytes(teacher_manifest.encode())[:16]}-{features_fingerprint(dataset)[:16]}"
+    teacher = f"{teacher_manifest}/{precision}"
+    folder = cache_root / f"{sha256_bytes(teacher.encode())[:16]}-{features_fingerprint(dataset)[:16]}"
     seconds = 0.0
     if not (folder / COMPLETE).is_file():
         started = time.perf_counter()

@@ -166,6 +166,7 @@ def reference_scores(layer: torch.nn.Module, hidden: torch.Tensor) -> torch.Tens
     return query @ key.transpose(1, 2) / d_head**0.5
 
 
+@torch.no_grad()
 def reference_terms(
     student: BertModel,
     student_hidden: tuple[torch.Tensor, ...],
@@ -175,18 +176,6 @@ def reference_terms(
     attention_loss: str,
 ) -> dict[str, float]:
     """The three terms, example by example on the real tokens only, in float64 (padding is at the end)."""
-    with torch.no_grad():
-        return _reference_terms(student, student_hidden, teacher, inputs, pairs, attention_loss)
-
-
-def _reference_terms(
-    student: BertModel,
-    student_hidden: tuple[torch.Tensor, ...],
-    teacher: BertModel,
-    inputs: dict[str, torch.Tensor],
-    pairs: list,
-    attention_loss: str,
-) -> dict[str, float]:
     teacher_hidden = teacher(**inputs, output_hidden_states=True).hidden_states
     projections = getattr(student, PROJECTIONS)
     lengths = inputs["attention_mask"].sum(dim=1).tolist()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,14 +11,12 @@ import torch
 from transformers import DataCollatorWithPadding, set_seed
 
 from distill import precision as precision_module
-from distill.config import ClassificationDataConfig, PredictionTrainingConfig, parse_config
-from distill.data.classification import ClassificationDataset
+from distill.config import PredictionTrainingConfig, parse_config
 from distill.evaluation import forward_in_batches
 from distill.models.loading import load_model, load_tokenizer
 from distill.precision import autocast, resolve_precision
-from distill.synthetic import synthetic_sentiment
-from distill.training.features import classification_train_dataset
 from distill.training.trainer import train, training_arguments
+from tests.distill.test_prediction_distillation import sentiment_features
 
 TRAINING = PredictionTrainingConfig(epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, save_steps=1000)
 
@@ -50,36 +50,38 @@ def test_config_defaults_to_auto_and_rejects_unknown() -> None:
         parse_config({**base, "precision": "fp16"})
 
 
-def _dtypes_of_linear_outputs(model: torch.nn.Module) -> tuple[list[torch.dtype], list]:
+@contextlib.contextmanager
+def dtypes_of_linear_outputs(model: torch.nn.Module) -> Iterator[list[torch.dtype]]:
+    """The dtype of every Linear output of `model` while the context is open."""
     seen: list[torch.dtype] = []
     hooks = [
         module.register_forward_hook(lambda _m, _i, output: seen.append(output.dtype))
         for module in model.modules()
         if isinstance(module, torch.nn.Linear)
     ]
-    return seen, hooks
+    try:
+        yield seen
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_training_runs_at_the_requested_precision(precision: str, tiny_classifier: Path, tmp_path: Path) -> None:
     tokenizer = load_tokenizer(str(tiny_classifier))
-    rows = synthetic_sentiment(rows=16, seed=1)
-    data = ClassificationDataset([r["sentence"] for r in rows], [r["label"] for r in rows], "mem")
-    features = classification_train_dataset(data, tokenizer, ClassificationDataConfig(eval="x.tsv"), ["0", "1"])
+    features = sentiment_features(tokenizer)
     set_seed(0)
     model, _ = load_model(str(tiny_classifier), "classification")
-    seen, hooks = _dtypes_of_linear_outputs(model)
-    summary = train(
-        model,
-        features,
-        TRAINING,
-        checkpoint_dir=tmp_path / "checkpoints",
-        seed=0,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        precision=precision,
-    )
-    for hook in hooks:
-        hook.remove()
+    with dtypes_of_linear_outputs(model) as seen:
+        summary = train(
+            model,
+            features,
+            TRAINING,
+            checkpoint_dir=tmp_path / "checkpoints",
+            seed=0,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            precision=precision,
+        )
     expected = torch.bfloat16 if precision == "bf16" else torch.float32
     assert seen and set(seen) == {expected}
     assert summary.precision == precision and summary.as_metrics()["precision"] == precision
@@ -98,10 +100,8 @@ def test_inference_in_bf16_close_to_fp32(tiny_classifier: Path) -> None:
     model, _ = load_model(str(tiny_classifier), "classification")
     features = dict(tokenizer(["a good film", "a bad film"], padding=True))
     fp32 = forward_in_batches(model, features, ("logits",), batch_size=2, precision="fp32")["logits"]
-    seen, hooks = _dtypes_of_linear_outputs(model)
-    bf16 = forward_in_batches(model, features, ("logits",), batch_size=2, precision="bf16")["logits"]
-    for hook in hooks:
-        hook.remove()
+    with dtypes_of_linear_outputs(model) as seen:
+        bf16 = forward_in_batches(model, features, ("logits",), batch_size=2, precision="bf16")["logits"]
     assert set(seen) == {torch.bfloat16}
     assert fp32.dtype == bf16.dtype == "float32"
     assert abs(fp32 - bf16).max() < 0.1  # bf16 keeps ~3 significant digits
@@ -120,26 +120,21 @@ def test_per_step_teacher_runs_at_the_run_precision(tiny_classifier: Path, tmp_p
     from distill.training.distillation import PredictionDistillationTrainer
 
     tokenizer = load_tokenizer(str(tiny_classifier))
-    rows = synthetic_sentiment(rows=16, seed=1)
-    data = ClassificationDataset([r["sentence"] for r in rows], [r["label"] for r in rows], "mem")
-    settings = ClassificationDataConfig(eval="x.tsv")
-    features = classification_train_dataset(data, tokenizer, settings, ["0", "1"], for_distillation=True)
+    features = sentiment_features(tokenizer)
     set_seed(0)
     student, _ = load_model(str(tiny_classifier), "classification")
     teacher, _ = load_model(str(tiny_classifier), "classification")
-    seen, hooks = _dtypes_of_linear_outputs(teacher)
-    train(
-        student,
-        features,
-        TRAINING,
-        checkpoint_dir=tmp_path / "checkpoints",
-        seed=0,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        trainer_class=PredictionDistillationTrainer,
-        trainer_kwargs={"task": "classification", "temperature": 2.0, "loss_weight": 0.5, "teacher_model": teacher},
-        keep_extra_columns=True,
-        precision="bf16",
-    )
-    for hook in hooks:
-        hook.remove()
+    with dtypes_of_linear_outputs(teacher) as seen:
+        train(
+            student,
+            features,
+            TRAINING,
+            checkpoint_dir=tmp_path / "checkpoints",
+            seed=0,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            trainer_class=PredictionDistillationTrainer,
+            trainer_kwargs={"task": "classification", "temperature": 2.0, "loss_weight": 0.5, "teacher_model": teacher},
+            keep_extra_columns=True,
+            precision="bf16",
+        )
     assert seen and set(seen) == {torch.bfloat16}

@@ -131,6 +131,9 @@ def test_teacher_logits_computed_once_then_memory_mapped(tiny_classifier: Path, 
     _, hub_a, _ = teacher_logits.load_or_compute(tmp_path, "hub:bert-large-uncased", features, compute)
     _, hub_b, _ = teacher_logits.load_or_compute(tmp_path, "hub:bert-large-uncased-whole-word", features, compute)
     assert calls == [1, 1, 1, 1] and hub_a != hub_b and hub_a.parent == tmp_path
+    # The same teacher run in bf16 gives other logits: a folder of its own, never the fp32 one.
+    _, bf16, _ = teacher_logits.load_or_compute(tmp_path, "manifest-sha", features, compute, precision="bf16")
+    assert calls == [1, 1, 1, 1, 1] and bf16 != folder
 
 
 def test_per_step_teacher_trains(tiny_classifier: Path, tmp_path: Path) -> None:
