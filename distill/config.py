@@ -20,6 +20,7 @@ from distill.augment.config import AugmentConfig
 from distill.config_base import StrictModel
 from distill.errors import ConfigError
 from distill.precision import Precision
+from distill.sweep import SWEEP_METRICS, SweepConfig, SweepRange, trial_config
 
 # --------------------------------------------------------------------------- data
 
@@ -293,6 +294,11 @@ class DistillStageConfig(StrictModel):
     baseline: bool = Field(
         default=False, description="Also train the same student without distillation, to report the lift."
     )
+    sweep: SweepConfig | None = Field(
+        default=None,
+        description="Try several settings for this stage (each trial a cached stage run); the trial with the best "
+        "validation metric is the stage's student. Needs validation data (data.validation or validation_fraction).",
+    )
     min_teacher_metric: float | None = Field(
         default=None,
         description="Fail early when the teacher's dev metric (accuracy 0-1, or SQuAD F1 0-100) is below this.",
@@ -350,6 +356,41 @@ class RunConfig(StrictModel):
             raise ValueError(f"stage names must be unique; repeated: {duplicates}")
         return self
 
+    @model_validator(mode="after")
+    def _sweeps_can_run(self) -> RunConfig:
+        for index, stage in enumerate(self.stages):
+            if stage.sweep is not None:
+                _check_sweep(self, index, stage)
+        return self
+
+
+def _check_sweep(config: RunConfig, index: int, stage: DistillStageConfig) -> None:
+    """A sweep is checked whole before anything runs: its data, its metric, and every value it may set."""
+    sweep, where = stage.sweep, f"stages[{index}].sweep"
+    assert sweep is not None
+    if getattr(config.data, "validation", None) is None and getattr(config.data, "validation_fraction", None) is None:
+        raise ValueError(
+            f"{where}: needs validation data to choose on (data.validation or data.validation_fraction); "
+            "data.eval is the test set and is never chosen on"
+        )
+    metrics = SWEEP_METRICS[config.data.task]
+    if sweep.metric is not None and sweep.metric not in metrics:
+        raise ValueError(f"{where}.metric: unknown metric '{sweep.metric}' for {config.data.task}; use one of "
+                         f"{', '.join(metrics)}")  # fmt: skip
+    for name, space in sweep.params.items():
+        section = name.split(".")[0]
+        if section == "intermediate_layer" and stage.intermediate_layer is None:
+            raise ValueError(f"{where}.params.{name}: the stage has no intermediate_layer to sweep")
+        if section == "augmentation" and config.augmentation is None:
+            raise ValueError(f"{where}.params.{name}: the run has no augmentation to sweep")
+        # The values' bounds are the fields' own (e.g. loss_weight in [0, 1]): try each extreme on a copy.
+        for value in [space.low, space.high] if isinstance(space, SweepRange) else space:
+            try:
+                trial_config(config, stage.name, {name: value})
+            except ValidationError as exc:
+                problem = exc.errors(include_url=False)[0]["msg"]
+                raise ValueError(f"{where}.params.{name}: {value!r} is not a valid value: {problem}") from None
+
 
 # --------------------------------------------------------------------------- loading
 
@@ -404,7 +445,10 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         message = "unknown key"
     elif first["type"] == "missing":
         message = "required field is missing"
-    line = f"{source}: {loc or 'config'}: {message}"
+    elif first["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+    # A check of the whole config names its own field (e.g. "stages[0].sweep: ...").
+    line = f"{source}: {loc}: {message}" if loc else f"{source}: {message}"
     if first["type"] not in ("missing",) and "input" in first and not isinstance(first["input"], dict):
         line += f" (got {first['input']!r})"
     if len(problems) > 1:

@@ -23,6 +23,8 @@ LEADERBOARD_CSV = "leaderboard.csv"
 METRIC_PLOT = "metric_vs_parameters.png"
 LOSS_PLOT = "loss_curves.png"
 REPORT_MD = "report.md"
+SWEEP_CSV = "sweep.csv"
+SWEEP_COLUMNS = ("stage", "trial", "train_loss", "seconds", "cached", "chosen")  # the rest: settings and the metric
 FINAL_STUDENT = "final-student"
 
 
@@ -77,6 +79,32 @@ def loss_plot(curves: dict[str, list[dict[str, float]]]) -> bytes:
     return _png(figure)
 
 
+def sweep_plot(rows: list[dict[str, Any]], metric: str) -> bytes:
+    """One stage's sweep: the validation metric against each swept setting; the chosen trial starred, the
+    baseline (same validation set, no distillation) as a dashed line."""
+    trials = [r for r in rows if r["trial"] != "baseline" and r.get(metric) is not None]
+    settings = [c for c in trials[0] if c not in SWEEP_COLUMNS and c != metric] if trials else []
+    figure = _figure()
+    figure.set_size_inches(max(4.2, 3.6 * len(settings)), 3.6)
+    baseline = next((r.get(metric) for r in rows if r["trial"] == "baseline"), None)
+    for index, setting in enumerate(settings, start=1):
+        axes = figure.add_subplot(1, len(settings), index)
+        axes.scatter([r[setting] for r in trials], [r[metric] for r in trials], s=30, alpha=0.8, label="trial")
+        chosen = [r for r in trials if r["chosen"]]
+        axes.scatter([r[setting] for r in chosen], [r[metric] for r in chosen], marker="*", s=180, label="chosen")
+        if baseline is not None:
+            axes.axhline(baseline, linestyle="--", linewidth=1, color="grey", label="baseline (labels only)")
+        axes.set_xlabel(setting.split(".", 1)[-1])
+        if setting.endswith("learning_rate"):
+            axes.set_xscale("log")
+        axes.grid(alpha=0.3)
+        if index == 1:
+            axes.set_ylabel(metric)
+            axes.legend(fontsize=7)
+    figure.suptitle(f"sweep {rows[0]['stage']}: {metric} by setting", fontsize=10)
+    return _png(figure)
+
+
 def read_loss_curve(stage_dir: str | Path) -> list[dict[str, float]]:
     path = Path(stage_dir) / LOSS_CURVE
     return json.loads(path.read_text()) if path.is_file() else []
@@ -98,18 +126,34 @@ def write_report(
     metric: str,
     curves: dict[str, list[dict[str, float]]],
     final_student: str | None = None,
+    sweeps: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Write the report files into `run_dir`; returns the markdown with the plots embedded (for the UI)."""
+    """Write the report files into `run_dir`; returns the markdown with the plots embedded (for the UI).
+
+    `sweeps` are the sweep tables' rows (column `stage` tells the sweeps apart): `sweep.csv` and a
+    `sweep-<stage>.png` per swept stage.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / LEADERBOARD_CSV, pd.DataFrame(rows).to_csv(index=False))
     plots = {METRIC_PLOT: metric_plot(rows, metric), LOSS_PLOT: loss_plot(curves)}
+    sweep_body: list[str] = []
+    if sweeps:
+        table = pd.DataFrame(sweeps)
+        atomic_write_text(run_dir / SWEEP_CSV, table.to_csv(index=False))
+        for stage, stage_rows in table.groupby("stage", sort=False):
+            records = stage_rows.dropna(axis=1, how="all").astype(object).where(stage_rows.notna(), None)
+            records = records.to_dict("records")
+            sweep_metric = next(c for c in records[-1] if c.startswith("validation_"))
+            plots[f"sweep-{stage}.png"] = sweep_plot(records, sweep_metric)
+            sweep_body += [f"## Sweep: {stage} (chosen on {sweep_metric})", "", _markdown_table(records), ""]
     for name, png in plots.items():
         atomic_write_bytes(run_dir / name, png)
     exported = export_student(final_student, run_dir / FINAL_STUDENT) if final_student else None
     body = [f"# {title}", "", _markdown_table(rows), ""]
     if exported:
         body += [f"Final student, ready for `pipeline(..., model=...)`: `{exported}`", ""]
+    body += sweep_body
     files = {name: f"![{name}]({name})" for name in plots}
     embedded = {
         name: f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})" for name, png in plots.items()

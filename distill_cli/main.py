@@ -460,6 +460,23 @@ def _print_outcome(outcome: dict) -> None:
     teacher = next((row for row in rows if row["role"] == "teacher"), None)
     if teacher is not None:
         typer.echo(f"\nteacher dev {metric}: {teacher[metric]:.4f}")
+    _print_sweeps(outcome.get("sweeps", []))
+
+
+def _print_sweeps(rows: list[dict]) -> None:
+    """Each swept stage's chosen trial, its validation score, and the baseline's on the same validation set."""
+    for stage in dict.fromkeys(row["stage"] for row in rows):
+        trials = [row for row in rows if row["stage"] == stage]
+        chosen = next(row for row in trials if row.get("chosen"))
+        metric = next(key for key in chosen if key.startswith("validation_"))
+        settings = {k: v for k, v in chosen.items() if "." in k and v is not None}
+        baseline = next((row.get(metric) for row in trials if row["trial"] == "baseline"), None)
+        count = sum(row["trial"] != "baseline" for row in trials)
+        line = f"\nsweep {stage}: best of {count} trials is trial {chosen['trial']} ({metric} {chosen[metric]:.4f}"
+        line += f"; baseline {baseline:.4f})" if baseline is not None else ")"
+        typer.echo(line)
+        for name, value in settings.items():
+            typer.echo(f"  {name} = {value:g}")
 
 
 def main() -> None:

@@ -21,6 +21,16 @@ EVALUATE = StageSpec(
         "precision": resolve_precision(config.precision, "cpu"),  # models are evaluated on the CPU
     },
 )
+# A sweep trial's score: the validation set only, no test set and no timing.
+VALIDATE = StageSpec(
+    name="validate",
+    modules=("distill.stages.evaluate",),
+    config_of=lambda config: {
+        "eval_batch_size": config.teacher.training.eval_batch_size,
+        "trust_remote_code": config.teacher.trust_remote_code,
+        "precision": resolve_precision(config.precision, "cpu"),
+    },
+)
 
 
 @task(name="evaluate", task_run_name="evaluate-{label}", **STAGE_TASK_OPTIONS)
@@ -42,3 +52,19 @@ def evaluate_model(config: RunConfig, model: StageResult, label: str) -> StageRe
     )
     publish_stage_summary(f"evaluate-{label}".replace("_", "-").lower(), f"Evaluation: {label}", result)
     return result
+
+
+@task(name="validate", task_run_name="validate-{label}", **STAGE_TASK_OPTIONS)
+def validate_model(config: RunConfig, model: StageResult, label: str) -> StageResult:
+    """Score `model` on the validation data only (a sweep trial): `validation_*` metrics, never the test set."""
+    if model.model_path is None:
+        raise DistillError(f"stage '{model.name}' produced no model to validate")
+    return run_stage(
+        VALIDATE,
+        config,
+        lambda stage: evaluate_stage.validate_model(
+            config, model.model_path, stage.path, trust_remote_code=config.teacher.trust_remote_code
+        ),
+        upstream={"model": model},
+        extra=label,
+    )

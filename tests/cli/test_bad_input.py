@@ -187,6 +187,18 @@ def second_stage(spec: dict[str, Any]) -> Setup:
     return setup
 
 
+def sweep(spec: dict[str, Any], *, validation: bool = True) -> Setup:
+    """A sweep on the first stage; with `validation`, a validation file of its own (articles unseen elsewhere)."""
+
+    def setup(inputs: Inputs) -> None:
+        if validation:
+            inputs.file("validation.json", json.dumps(synthetic_squad(articles=1, paragraphs=2, facts=3, seed=5)))
+            inputs.config["data"]["validation"] = str(inputs.root / "validation.json")
+        inputs.stage()["sweep"] = spec
+
+    return setup
+
+
 def model_path(name: str) -> Setup:
     def setup(inputs: Inputs) -> None:
         inputs.config["teacher"]["model"] = str(inputs.models[name])
@@ -294,6 +306,42 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         "fresh-student-width",
         student({"fresh": {"num_layers": 1, "hidden_size": 30, "num_heads": 4, "intermediate_size": 64}}),
         ["{config}", "hidden_size 30 is not divisible by num_heads 4"],
+    ),
+    # sweeps
+    (
+        "sweep-unknown-field",
+        sweep({"params": {"prediction_layer.temprature": [1, 2]}}),
+        ["{config}", "stages[0].sweep.params", "unknown field 'prediction_layer.temprature'"],
+    ),
+    (
+        "sweep-empty-range",
+        sweep({"params": {"prediction_layer.temperature": {"low": 4, "high": 1}}}),
+        ["{config}", "stages[0].sweep.params", "prediction_layer.temperature", "empty range"],
+    ),
+    (
+        "sweep-empty-values",
+        sweep({"params": {"prediction_layer.loss_weight": []}}),
+        ["{config}", "stages[0].sweep.params", "prediction_layer.loss_weight", "empty list"],
+    ),
+    (
+        "sweep-zero-trials",
+        sweep({"params": {"prediction_layer.temperature": [1, 2]}, "trials": 0}),
+        ["{config}", "stages[0].sweep.trials"],
+    ),
+    (
+        "sweep-without-validation-data",
+        sweep({"params": {"prediction_layer.temperature": [1, 2]}}, validation=False),
+        ["{config}", "stages[0].sweep", "needs validation data", "data.validation_fraction"],
+    ),
+    (
+        "sweep-value-out-of-bounds",
+        sweep({"params": {"prediction_layer.loss_weight": [0.5, 1.5]}}),
+        ["{config}", "stages[0].sweep.params.prediction_layer.loss_weight", "1.5"],
+    ),
+    (
+        "sweep-metric-of-another-task",
+        sweep({"params": {"prediction_layer.temperature": [1, 2]}, "metric": "accuracy"}),
+        ["{config}", "stages[0].sweep.metric", "'accuracy'"],
     ),
     # models
     (

@@ -1,0 +1,56 @@
+"""The steps that make one student: [intermediate-layer distillation →] prediction-layer distillation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.futures import PrefectFuture
+
+from distill.config import DistillStageConfig, RunConfig
+from flows.submitter import StageSubmitter
+from tasks.distill import distill_intermediate_layers, distill_prediction_layer, intermediate_spec, prediction_spec
+
+
+def submit_student(
+    submit: StageSubmitter,
+    config: RunConfig,
+    stage: DistillStageConfig,
+    teacher: PrefectFuture,
+    *,
+    augmented: PrefectFuture | None,
+    gate: dict[str, Any],
+    trial: int | None = None,
+) -> dict[str, PrefectFuture]:
+    """Submit the stage's student steps under `config`; returns their futures by step ('intermediate', 'distill').
+
+    `trial` numbers a sweep trial: its steps are named `<step>_<stage>-trial-<n>` in the run's
+    summary and the UI. `gate` carries the teacher's evaluation for `min_teacher_metric`.
+    """
+    suffix = "" if trial is None else f"-trial-{trial}"
+    steps: dict[str, PrefectFuture] = {}
+    student_init = None
+    if stage.intermediate_layer is not None:  # TinyBERT: internals first, then soft targets
+        student_init = steps["intermediate"] = submit(
+            f"intermediate_{stage.name}{suffix}",
+            distill_intermediate_layers,
+            intermediate_spec(stage.name),
+            teacher,
+            label=stage.name,
+            augmented=augmented,
+            config=config,
+            run_name=f"intermediate-{stage.name}{suffix}" if trial is not None else None,
+            **gate,
+        )
+    steps["distill"] = submit(
+        f"distill_{stage.name}{suffix}",
+        distill_prediction_layer,
+        prediction_spec(stage.name),
+        teacher,
+        label=stage.name,
+        student_init=student_init,
+        augmented=augmented,
+        config=config,
+        run_name=f"distill-{stage.name}{suffix}" if trial is not None else None,
+        **gate,
+    )
+    return steps

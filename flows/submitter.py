@@ -1,0 +1,74 @@
+"""How the flows submit stage tasks: bound to the run's cache, remembered in order for the run's summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import Task
+from prefect.futures import PrefectFuture, wait
+
+from distill.artifacts import StageResult
+from distill.config import RunConfig
+from tasks.evaluate import EVALUATE, evaluate_model
+from tasks.stage import StageSpec, bind
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model the chain has produced (or will): its name, its stage future and its evaluation future."""
+
+    name: str
+    result: PrefectFuture
+    evaluation: PrefectFuture
+
+
+class StageSubmitter:
+    """Submits stage tasks bound to the run's cache, and remembers them in order for the summary.
+
+    `concurrent` (a GPU is present): independent stages run side by side and take turns on the
+    GPU; otherwise each submitted stage is waited for, so nothing runs beside a latency measurement.
+    """
+
+    def __init__(self, config: RunConfig, refresh: set[str], *, concurrent: bool) -> None:
+        self.config, self.refresh, self.concurrent = config, refresh, concurrent
+        self.submitted: list[tuple[str, PrefectFuture]] = []
+
+    def __call__(
+        self,
+        name: str,
+        task: Task,
+        spec: StageSpec | None,
+        *args: Any,
+        config: RunConfig | None = None,
+        run_name: str | None = None,
+        **kwargs: Any,
+    ) -> PrefectFuture:
+        """Submit `task` under `name`; `config` replaces the run's (a sweep trial's), `run_name` its task-run name."""
+        config = config or self.config
+        if spec is not None:
+            task = bind(task, spec, config, refresh=spec.name in self.refresh)
+        if run_name is not None:
+            task = task.with_options(task_run_name=run_name)
+        future = task.submit(config, *args, **kwargs)
+        self.submitted.append((name, future))
+        if not self.concurrent:
+            future.wait()  # CPU only: one stage at a time, so nothing runs beside a latency measurement
+        return future
+
+    def evaluate(self, model: PrefectFuture, label: str) -> PrefectFuture:
+        return self(f"evaluate_{label}", evaluate_model, EVALUATE, model, label=label)
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Each stage's status ('completed' or 'cached'), uri and metrics; raises the first failure, in order."""
+        wait([future for _, future in self.submitted])
+        stages = []
+        for name, future in self.submitted:
+            result: StageResult = future.result()  # upstream stages come first, so this raises the root cause
+            stages.append({"name": name, "status": status_of(future), "uri": result.uri, "metrics": result.metrics})
+        return stages
+
+
+def status_of(future: PrefectFuture) -> str:
+    """'cached' when the stage was served from the cache, else 'completed'."""
+    return "cached" if future.state.name == "Cached" else "completed"

@@ -1,0 +1,147 @@
+"""A stage's sweep: trials proposed ask-and-tell, each an ordinary cached run of the stage's steps, scored on
+validation data; the best trial's student is the stage's student.
+
+Every trial is the stage's own steps under a config with the trial's values (distill.sweep.trial_config),
+so trials are content-cached like any stage: all of them on one teacher and one dataset share one
+teacher-logit pass (distill.training.teacher_logits), a re-run or a longer sweep replays finished trials
+from the cache, and a killed sweep resumes at the trial it was in. On a GPU machine trials are asked for
+and submitted a batch at a time, one per GPU; on CPU one after another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from prefect import get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.futures import PrefectFuture
+
+from distill.artifacts import StageResult
+from distill.config import DistillStageConfig, RunConfig
+from distill.errors import DistillError
+from distill.sweep import SweepDriver, Trial, best_trial, stage_field, trial_config, validation_key
+from flows.student import submit_student
+from flows.submitter import StageSubmitter, status_of
+from tasks.augment import AUGMENT, augment_training_data
+from tasks.evaluate import VALIDATE, validate_model
+from tasks.stage import STAGE_SECONDS
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """The chosen trial's student steps, and one row per trial for the sweep table (trial order)."""
+
+    steps: dict[str, PrefectFuture]
+    rows: list[dict[str, Any]]
+    metric: str  # the validation metric chosen on, e.g. 'validation_accuracy'
+
+
+def run_sweep(
+    submit: StageSubmitter,
+    config: RunConfig,
+    stage: DistillStageConfig,
+    teacher: PrefectFuture,
+    *,
+    augmented: PrefectFuture | None,
+    gate: dict[str, Any],
+) -> SweepOutcome:
+    """Run the stage's sweep and return its best trial (highest validation metric; the earliest on ties)."""
+    sweep = stage.sweep
+    assert sweep is not None
+    logger = get_run_logger()
+    metric = validation_key(sweep.metric_name(config.data.task))
+    configured = {name: stage_field(config, stage.name, name) for name in sweep.params}
+    driver = SweepDriver(sweep, seed=config.seed, configured=configured)
+    batch_size = max(1, torch.cuda.device_count()) if submit.concurrent else 1
+    logger.info("sweep %s: %d %s trials on %s", stage.name, sweep.trial_count, sweep.method, metric)
+
+    trials: list[tuple[Trial, dict[str, PrefectFuture]]] = []
+    values: dict[int, float] = {}
+    while not driver.done:
+        batch = [driver.ask() for _ in range(min(batch_size, sweep.trial_count - len(trials)))]
+        launched = [(trial, _submit_trial(submit, config, stage, teacher, trial, augmented, gate)) for trial in batch]
+        for trial, steps in launched:
+            value = steps["validate"].result().metrics.get(metric)
+            if value is None:
+                raise DistillError(f"sweep {stage.name}: trial {trial.number}'s evaluation reported no {metric}")
+            values[trial.number] = float(value)
+            driver.tell(trial, float(value))
+            logger.info("sweep %s: trial %d %s -> %s %.4f", stage.name, trial.number, trial.params, metric, value)
+            trials.append((trial, steps))
+
+    chosen = best_trial(values)
+    rows = [_row(trial, steps, metric, chosen) for trial, steps in trials]
+    logger.info("sweep %s: best is trial %d %s (%s %.4f)", stage.name, chosen, rows[chosen]["params"], metric,
+                values[chosen])  # fmt: skip
+    return SweepOutcome(steps=trials[chosen][1], rows=rows, metric=metric)
+
+
+def _submit_trial(
+    submit: StageSubmitter,
+    config: RunConfig,
+    stage: DistillStageConfig,
+    teacher: PrefectFuture,
+    trial: Trial,
+    augmented: PrefectFuture | None,
+    gate: dict[str, Any],
+) -> dict[str, PrefectFuture]:
+    """One trial: the stage's steps under the trial's config, then its score on validation."""
+    trial_run = trial_config(config, stage.name, trial.params)
+    trial_stage = next(s for s in trial_run.stages if s.name == stage.name)
+    label = f"{stage.name}-trial-{trial.number}"
+    steps: dict[str, PrefectFuture] = {}
+    if any(name.startswith("augmentation.") for name in trial.params):  # its own augmented data, cached per factor
+        augmented = steps["augment"] = submit(
+            f"{AUGMENT.name}_{label}", augment_training_data, AUGMENT, config=trial_run, run_name=f"augment-{label}"
+        )
+    steps |= submit_student(submit, trial_run, trial_stage, teacher, augmented=augmented, gate=gate, trial=trial.number)
+    # Keyed by the trial's model, not its number: the same settings asked again are scored from the cache.
+    steps["validate"] = submit(
+        f"validate_{label}",
+        validate_model,
+        VALIDATE,
+        steps["distill"],
+        label=stage.name,
+        config=trial_run,
+        run_name=f"validate-{label}",
+    )
+    return steps
+
+
+def _row(trial: Trial, steps: dict[str, PrefectFuture], metric: str, chosen: int) -> dict[str, Any]:
+    results: dict[str, StageResult] = {name: future.result() for name, future in steps.items()}
+    return {
+        "trial": trial.number,
+        "params": trial.params,
+        metric: results["validate"].metrics.get(metric),
+        "train_loss": results["distill"].metrics.get("train_loss"),
+        # What the trial's steps cost when they were computed (a cached step cost nothing this time).
+        "seconds": round(sum(r.metrics.get(STAGE_SECONDS, 0.0) for r in results.values()), 2),
+        "cached": all(status_of(future) == "cached" for future in steps.values()),
+        "chosen": trial.number == chosen,
+        "model_path": results["distill"].model_path,
+    }
+
+
+def sweep_table(stage: str, outcome: SweepOutcome, baseline: StageResult | None) -> list[dict[str, Any]]:
+    """Flat rows (one column per swept field), with the stage's baseline on the same validation set first."""
+    rows = []
+    if baseline is not None:
+        rows.append({"stage": stage, "trial": "baseline", outcome.metric: baseline.metrics.get(outcome.metric)})
+    for row in outcome.rows:
+        flat = {"stage": stage, "trial": row["trial"], **row["params"]}
+        flat.update({key: value for key, value in row.items() if key not in ("trial", "params", "model_path")})
+        rows.append(flat)
+    return rows
+
+
+def publish_sweep(stage: str, rows: list[dict[str, Any]], metric: str) -> None:
+    """The `sweep-<stage>` table artifact: one row per trial (and the baseline), best marked."""
+    create_table_artifact(
+        table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in rows],
+        key=f"sweep-{stage}",
+        description=f"Sweep of {stage}: settings, {metric} (chosen on validation only), train loss and seconds "
+        "per trial; the chosen trial's student is the stage's student",
+    )
