@@ -54,6 +54,45 @@ class DataSource(StrictModel):
 
 ArticleSelection = Annotated[int, Field(ge=1)] | list[str]
 
+# A validation set is where choices are made (sweeps, min_teacher_metric, the v2 no-answer threshold), so that
+# eval stays the test set: reported, never selected on. Both data sections take it the same two ways.
+ValidationFraction = Annotated[
+    float | None,
+    Field(
+        gt=0,
+        lt=1,
+        description="Hold out this share of the training data as the validation set (seeded by validation_seed), "
+        "so choices are made on it and eval stays the test set. QA: whole articles of the training selection, so "
+        "no paragraph is in both; classification: distinct texts (pairs), so no sentence is in both. Held out "
+        "before max_train_samples. Not with data.validation.",
+    ),
+]
+ValidationSeed = Annotated[
+    int,
+    Field(
+        description="Seed of the share validation_fraction holds out (and of the max_validation_samples sample "
+        "for classification); apart from sample_seed, so a different training subset keeps the same validation set.",
+    ),
+]
+MaxValidationSamples = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Cap on validation questions (QA: the first N in file order) or rows (classification: a "
+        "sample seeded by validation_seed), for quicker selection. None: the whole validation set.",
+    ),
+]
+
+
+def _check_validation_fields(data: QADataConfig | ClassificationDataConfig) -> None:
+    """The rules both data sections share for their validation set (one-line messages naming the fields)."""
+    if data.validation is not None and data.validation_fraction is not None:
+        raise ValueError("set data.validation or data.validation_fraction, not both")
+    if data.validation_fraction is not None and data.train is None:
+        raise ValueError("validation_fraction needs data.train (the data it is held out from)")
+    if data.max_validation_samples is not None and data.validation is None and data.validation_fraction is None:
+        raise ValueError("max_validation_samples needs data.validation or data.validation_fraction")
+
 
 class QADataConfig(StrictModel):
     """Extractive QA in SQuAD format (v1.1, or v2.0 with unanswerable questions)."""
@@ -71,14 +110,19 @@ class QADataConfig(StrictModel):
     )
     validation: DataSource | None = Field(
         default=None,
-        description="v2: held-out data the no-answer threshold is tuned on (the official script's best_f1_thresh); "
-        "the evaluation then also reports eval figures at that threshold (tuned_*). May be the train or eval file.",
+        description="Validation data of its own, where choices are made (sweeps, min_teacher_metric; on v2 the "
+        "no-answer threshold, the official script's best_f1_thresh, with eval figures at it as tuned_*), so eval "
+        "stays the test set. May be the train or eval file (split by validation_articles).",
     )
     validation_articles: ArticleSelection | None = Field(
         default=None,
-        description="Articles to tune on: a list of titles, or N: the first N in file order that are not training "
-        "articles (train | validation | ... | eval when all three are one file). Must not overlap train or eval.",
+        description="Articles to validate on: a list of titles, or N: the first N in file order that are not "
+        "training articles (train | validation | ... | eval when all three are one file). Must not overlap train "
+        "or eval.",
     )
+    validation_fraction: ValidationFraction = None
+    validation_seed: ValidationSeed = 0
+    max_validation_samples: MaxValidationSamples = None
     version_2_with_negative: bool | None = Field(
         default=None, description="Allow no-answer predictions. None: true when the data has unanswerable questions."
     )
@@ -106,6 +150,7 @@ class QADataConfig(StrictModel):
     def _validation_articles_need_a_source(self) -> QADataConfig:
         if self.validation_articles is not None and self.validation is None:
             raise ValueError("validation_articles needs data.validation (the file to take them from)")
+        _check_validation_fields(self)
         return self
 
 
@@ -131,6 +176,19 @@ class ClassificationDataConfig(StrictModel):
         description="Shuffle training rows with random.Random(seed) before capping, for a fixed random subset. "
         "None keeps file order.",
     )
+    validation: DataSource | None = Field(
+        default=None,
+        description="Validation data of its own (hub split default 'validation'), where choices are made (sweeps, "
+        "min_teacher_metric), so eval stays the test set. Must not be the eval data.",
+    )
+    validation_fraction: ValidationFraction = None
+    validation_seed: ValidationSeed = 0
+    max_validation_samples: MaxValidationSamples = None
+
+    @model_validator(mode="after")
+    def _validation_fields(self) -> ClassificationDataConfig:
+        _check_validation_fields(self)
+        return self
 
 
 DataConfig = Annotated[QADataConfig | ClassificationDataConfig, Field(discriminator="task")]
@@ -301,7 +359,8 @@ class DistillStageConfig(StrictModel):
     )
     min_teacher_metric: float | None = Field(
         default=None,
-        description="Fail early when the teacher's dev metric (accuracy 0-1, or SQuAD F1 0-100) is below this.",
+        description="Fail early when the teacher's metric (accuracy 0-1, or SQuAD F1 0-100) is below this: on the "
+        "validation set when the run has one (data.validation or data.validation_fraction), else on eval.",
     )
 
 

@@ -83,10 +83,22 @@ def forward_in_batches(
     return {name: outputs.get(name, np.zeros((0,), dtype=np.float32)) for name in output_names}
 
 
+def validation_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A validation set's metrics as they stand beside the eval ones: `validation_<name>`."""
+    return {f"validation_{name}": value for name, value in metrics.items()}
+
+
+def qa_version_2(settings: QADataConfig, evaluation: SquadDataset) -> bool:
+    """Whether the run's QA is scored with abstention: as configured, else when eval has unanswerable questions."""
+    if settings.version_2_with_negative is not None:
+        return settings.version_2_with_negative
+    return evaluation.has_unanswerable
+
+
 @dataclass(frozen=True)
 class QAEvaluation:
     """`metrics` are the official script's on `predictions` (see distill.qa.scoring); `validation` is the
-    validation set's own evaluation when the no-answer threshold was tuned on it."""
+    validation set's own evaluation, when there was one (its metrics are in `metrics` as `validation_*`)."""
 
     metrics: dict[str, float | int]
     predictions: QAPredictions
@@ -108,9 +120,9 @@ def evaluate_qa(
 ) -> QAEvaluation:
     """Predict every question of `dataset` and score as the official SQuAD v2.0 script scores the written files.
 
-    v2: figures at `settings.null_score_diff_threshold`; with `validation`, that set is
-    predicted too, its official `best_f1_thresh` is the tuned threshold, and the eval figures
-    at it are added as `tuned_*`.
+    v2: figures at `settings.null_score_diff_threshold`. With `validation`, that set is
+    predicted and scored the same way (as `validation_*`), once; on v2 its official
+    `best_f1_thresh` is also the tuned threshold, and the eval figures at it are added as `tuned_*`.
     """
     examples = dataset.examples()
     features = prepare_eval_features(
@@ -119,9 +131,7 @@ def evaluate_qa(
     logits = forward_in_batches(
         model, features, ("start_logits", "end_logits"), batch_size=batch_size, progress=progress, precision=precision
     )
-    with_negative = (
-        dataset.has_unanswerable if settings.version_2_with_negative is None else settings.version_2_with_negative
-    )
+    with_negative = qa_version_2(settings, dataset)
     predictions = postprocess_qa_predictions(
         examples,
         features,
@@ -136,20 +146,23 @@ def evaluate_qa(
         version_2_with_negative=with_negative,
         null_threshold=settings.null_score_diff_threshold,
     )
-    tuned_on = None
-    if validation is not None and with_negative:
-        # Tuning the abstention is a v2 question, whatever share of the validation set is unanswerable.
-        v2 = settings.model_copy(update={"version_2_with_negative": True})
-        tuned_on = evaluate_qa(
-            model, tokenizer, validation, v2, batch_size=batch_size, progress=progress, precision=precision
+    validated = None
+    if validation is not None:
+        # Scored as eval is, whatever share of the validation set is unanswerable: tuning the abstention is a v2
+        # question, and its figures must compare with eval's.
+        as_eval = settings.model_copy(update={"version_2_with_negative": with_negative})
+        validated = evaluate_qa(
+            model, tokenizer, validation, as_eval, batch_size=batch_size, progress=progress, precision=precision
         )
-        metrics.update(tuned_metrics(dataset, predictions, tuned_on.metrics, tuned_on.predictions))
+        metrics.update(validation_metrics(validated.metrics))
+        if with_negative:
+            metrics.update(tuned_metrics(dataset, predictions, validated.metrics, validated.predictions))
     return QAEvaluation(
         metrics=metrics,
         predictions=predictions,
         num_features=len(features["input_ids"]),
         version_2_with_negative=with_negative,
-        validation=tuned_on,
+        validation=validated,
     )
 
 

@@ -251,7 +251,7 @@ def _evaluate_qa(
             validation=validation,
             precision=precision,
         )
-    if validation is not None and evaluation.validation is None:
+    if validation is not None and not evaluation.version_2_with_negative:
         typer.echo("note: no unanswerable questions in --data: nothing abstains, no threshold tuned", err=True)
     result = {
         "task": "qa",

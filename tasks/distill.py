@@ -12,7 +12,7 @@ from distill.artifacts import StageDirectory, StageResult, resolve_root
 from distill.config import DistillStageConfig, RunConfig
 from distill.precision import resolve_precision
 from distill.stages import intermediate, prediction
-from distill.stages.evaluate import task_metric_name
+from distill.stages.evaluate import selection_metric
 from tasks.augment import augmented_train_file
 from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
@@ -97,9 +97,10 @@ def _run_step(
 def _check_teacher(
     config: RunConfig, stage: DistillStageConfig, teacher: StageResult, evaluation: StageResult | None
 ) -> None:
-    metric = task_metric_name(config)
-    value = evaluation.metrics.get(metric) if evaluation is not None else None
-    prediction.check_teacher_quality(metric, value, stage.min_teacher_metric, teacher.model_path or teacher.uri)
+    # On validation when the run has it: eval is the test set, which nothing is selected on.
+    key, label = selection_metric(config)
+    value = evaluation.metrics.get(key) if evaluation is not None else None
+    prediction.check_teacher_quality(label, value, stage.min_teacher_metric, teacher.model_path or teacher.uri)
 
 
 @task(name="distill_intermediate_layers", task_run_name="intermediate-{label}", **STAGE_TASK_OPTIONS)

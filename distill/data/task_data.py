@@ -8,7 +8,10 @@ hub dataset otherwise, so one config serves offline and connected machines.
 
 from __future__ import annotations
 
+import math
 import os
+import random
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +73,28 @@ def data_fingerprint(config: DataConfig) -> str:
     return hash_object({"sources": sources, "settings": settings})
 
 
+def has_validation(config: DataConfig) -> bool:
+    """Whether the run has a validation set: a source of its own or a share held out of the training data."""
+    return config.validation is not None or config.validation_fraction is not None
+
+
+def _held_out(keys: list[Hashable], config: DataConfig, what: str, source: str) -> set[Hashable]:
+    """The distinct `keys` `validation_fraction` holds out: a `random.Random(validation_seed)` sample of them.
+
+    Whole groups go, so whatever shares a key (an article's paragraphs, copies of a sentence)
+    lands on one side; at least one group each side, else a one-line error naming the field.
+    """
+    assert config.validation_fraction is not None
+    distinct = list(dict.fromkeys(keys))  # file order: the same sample for the same file and seed
+    count = math.floor(len(distinct) * config.validation_fraction + 0.5)
+    if not 0 < count < len(distinct):
+        raise DataError(
+            f"{source}: data.validation_fraction {config.validation_fraction} of {len(distinct)} {what} holds out "
+            f"{count}; it must leave at least one on each side"
+        )
+    return set(random.Random(config.validation_seed).sample(distinct, count))
+
+
 def _synthetic_split_seed(source: DataSource) -> int:
     # Train and evaluation splits come from disjoint seeds, so evaluation is on unseen paragraphs.
     return {"train": 0, "validation": 1, "test": 2}.get(source.split or "train", 0)
@@ -82,7 +107,7 @@ def _synthetic_split_seed(source: DataSource) -> int:
 class QAData:
     train: SquadDataset | None
     eval: SquadDataset
-    validation: SquadDataset | None = None  # v2: held-out questions the no-answer threshold is tuned on
+    validation: SquadDataset | None = None  # where choices are made (and, on v2, the no-answer threshold tuned)
 
 
 def _read_squad_source(source: DataSource, default_split: str) -> SquadDataset:
@@ -113,15 +138,17 @@ class _SquadFiles:
 
 
 def load_qa_data(config: QADataConfig, *, need_train: bool = True) -> QAData:
-    """Train, eval and validation SQuAD sets after the by-article split and the question caps.
+    """Train, eval and validation SQuAD sets after the by-article splits and the question caps.
 
-    A configured validation set is always loaded (preflight checks it, evaluation tunes on
-    it) and never capped.
+    The validation set is always loaded (preflight checks it, evaluation scores it), from
+    `validation` or held out of the training selection by `validation_fraction`; so that the
+    training selection is read even when `need_train` is false, and the split is the same.
     """
     read = _SquadFiles()
     whole_eval_file = read(config.eval, "validation")
     # Validation articles taken from the training file are placed after, and checked against, the training ones.
-    select_train = need_train or _same_file(config.validation, config.train)
+    held_out = config.validation_fraction is not None
+    select_train = need_train or held_out or _same_file(config.validation, config.train)
     train = evaluation = None
     if select_train and config.train is not None:
         if _same_file(config.train, config.eval):
@@ -137,12 +164,31 @@ def load_qa_data(config: QADataConfig, *, need_train: bool = True) -> QAData:
         raise DataError("data.train: a training source is required for this run")
     if evaluation is None:
         evaluation = select_articles(whole_eval_file, config.eval_articles, from_end=True)
-    validation = _select_validation(config, read, train, evaluation)
+    if held_out and train is not None:
+        train, validation = _hold_out_articles(config, train)
+        check_disjoint(
+            validation, evaluation, "data.validation_fraction and data.eval", "validation must be held-out questions"
+        )
+    else:
+        validation = _select_validation(config, read, train, evaluation)
     return QAData(
         train=cap_questions(train, config.max_train_samples) if need_train and train is not None else None,
         eval=cap_questions(evaluation, config.max_eval_samples),
-        validation=validation,
+        validation=cap_questions(validation, config.max_validation_samples) if validation is not None else None,
     )
+
+
+def _hold_out_articles(config: QADataConfig, train: SquadDataset) -> tuple[SquadDataset, SquadDataset]:
+    """(train, validation): `validation_fraction` of the training articles, whole, in file order.
+
+    Articles go by title (hub rows are grouped into articles by title); an untitled one is its own group.
+    """
+    keys = [title or f"untitled article {index}" for index, title in enumerate(train.titles)]
+    held = _held_out(keys, config, "training articles", train.source)
+    suffix = f"[validation_fraction {config.validation_fraction} seed {config.validation_seed}]"
+    kept = [article for article, key in zip(train.articles, keys, strict=True) if key not in held]
+    validation = [article for article, key in zip(train.articles, keys, strict=True) if key in held]
+    return train.select(kept, f"[minus {suffix[1:]}"), train.select(validation, suffix)
 
 
 def _select_validation(
@@ -180,6 +226,7 @@ class ClassificationData:
     train: ClassificationDataset | None
     eval: ClassificationDataset
     label_list: list[str]
+    validation: ClassificationDataset | None = None  # where choices are made; eval stays the test set
 
     def train_label_ids(self) -> list[int]:
         assert self.train is not None
@@ -209,22 +256,61 @@ def _read_classification_source(
 
 
 def load_classification_data(config: ClassificationDataConfig, *, need_train: bool = True) -> ClassificationData:
-    """Train (seeded sample, capped) and eval sets with one validated label list."""
+    """Train (seeded sample, capped), eval and validation sets with one validated label list.
+
+    A validation set held out by `validation_fraction` comes from the whole training source,
+    before `sample_seed` and `max_train_samples`; the training source is read for it even
+    when `need_train` is false, so the split is the same.
+    """
     evaluation = sample_rows(
         _read_classification_source(config.eval, config, "validation"), config.max_eval_samples, None
     )
-    train = None
-    if need_train:
+    train = validation = None
+    if need_train or config.validation_fraction is not None:
         if config.train is None:
             raise DataError("data.train: a training source is required for this run")
-        train = sample_rows(
-            _read_classification_source(config.train, config, "train"), config.max_train_samples, config.sample_seed
-        )
-    label_list = config.labels or infer_label_list(train if train is not None else evaluation)
+        train = _read_classification_source(config.train, config, "train")
+    if config.validation_fraction is not None and train is not None:
+        train, validation = _hold_out_texts(config, train)
+    elif config.validation is not None:
+        if _same_data(config.validation, config.eval, "validation"):
+            raise DataError(
+                f"{effective_source(config.eval).path}: data.validation and data.eval are the same data; "
+                "eval is the test set, which nothing is selected on"
+            )
+        validation = _read_classification_source(config.validation, config, "validation")
+    if validation is not None and config.max_validation_samples is not None:
+        validation = sample_rows(validation, config.max_validation_samples, config.validation_seed)
     if train is not None:
-        encode_labels(train, label_list)  # fail now, naming the row, rather than mid-training
-    encode_labels(evaluation, label_list)
-    return ClassificationData(train=train, eval=evaluation, label_list=label_list)
+        train = sample_rows(train, config.max_train_samples, config.sample_seed) if need_train else None
+    label_list = config.labels or infer_label_list(train if train is not None else evaluation)
+    for dataset in (train, evaluation, validation):
+        if dataset is not None:
+            encode_labels(dataset, label_list)  # fail now, naming the row, rather than mid-training
+    return ClassificationData(train=train, eval=evaluation, label_list=label_list, validation=validation)
+
+
+def _hold_out_texts(
+    config: ClassificationDataConfig, train: ClassificationDataset
+) -> tuple[ClassificationDataset, ClassificationDataset]:
+    """(train, validation): `validation_fraction` of the distinct texts (pairs), every copy with it."""
+    pairs = train.text_pairs or [None] * len(train)
+    keys = list(zip(train.texts, pairs, strict=True))
+    held = _held_out(keys, config, "distinct training texts", train.source)
+    suffix = f"[validation_fraction {config.validation_fraction} seed {config.validation_seed}]"
+    kept = [row for row, key in enumerate(keys) if key not in held]
+    validation = [row for row, key in enumerate(keys) if key in held]
+    return train.take(kept, f"[minus {suffix[1:]}"), train.take(validation, suffix)
+
+
+def _same_data(first: DataSource, second: DataSource, default_split: str) -> bool:
+    """Whether two sources read the same rows: one file, or one hub dataset, config and split."""
+    first, second = effective_source(first), effective_source(second)
+    if is_local(first.path) or is_local(second.path):
+        return first.path == second.path
+    return first.model_copy(update={"split": first.split or default_split}) == second.model_copy(
+        update={"split": second.split or default_split}
+    )
 
 
 def describe(data: QAData | ClassificationData) -> dict[str, object]:
@@ -233,7 +319,14 @@ def describe(data: QAData | ClassificationData) -> dict[str, object]:
         return {
             "train_questions": data.train.num_questions if data.train else 0,
             "eval_questions": data.eval.num_questions,
+            "validation_questions": data.validation.num_questions if data.validation else 0,
             "train_articles": len(data.train.articles) if data.train else 0,
             "eval_articles": len(data.eval.articles),
+            "validation_articles": len(data.validation.articles) if data.validation else 0,
         }
-    return {"train_rows": len(data.train) if data.train else 0, "eval_rows": len(data.eval), "labels": data.label_list}
+    return {
+        "train_rows": len(data.train) if data.train else 0,
+        "eval_rows": len(data.eval),
+        "validation_rows": len(data.validation) if data.validation else 0,
+        "labels": data.label_list,
+    }

@@ -60,15 +60,13 @@ def tuned_metrics(
 ) -> dict[str, Any]:
     """Eval figures at the threshold that maximises F1 on validation (`validation_metrics` from score_predictions).
 
-    Keys: `tuned_null_threshold` (see `tuned_threshold`), `tuned_<key>` for each of TUNED_KEYS
-    present, `validation_total`, `validation_best_f1` and the official `validation_best_f1_thresh`.
+    Keys: `tuned_null_threshold` (see `tuned_threshold`) and `tuned_<key>` for each of TUNED_KEYS
+    present. The validation figures it comes from (`best_f1`, the official `best_f1_thresh`) are
+    reported beside them as `validation_*` (see `distill.evaluation.evaluate_qa`).
     """
     threshold = tuned_threshold(validation_metrics, validation_predictions)
     at_threshold = score_squad(dataset, predictions.best_spans, predictions.null_odds, na_prob_thresh=threshold)
     return {
         "tuned_null_threshold": threshold,
         **{f"tuned_{key}": at_threshold[key] for key in TUNED_KEYS if key in at_threshold},
-        "validation_total": validation_metrics["total"],
-        "validation_best_f1": validation_metrics["best_f1"],
-        "validation_best_f1_thresh": validation_metrics["best_f1_thresh"],
     }

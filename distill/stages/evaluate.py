@@ -1,19 +1,29 @@
-"""Stage body: a model's task metric and its cost (parameters, size, latency, throughput)."""
+"""Stage bodies: a model's task metric and its cost (parameters, size, latency, throughput); its validation score.
+
+Eval is the test set: reported, never selected on. Choices (sweeps, `min_teacher_metric`)
+read the validation figures, `validation_<metric>`, which `evaluate_model` reports beside
+the eval ones and `validate_model` alone gives, the same values, without touching eval's.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distill.config import QADataConfig, RunConfig
-from distill.data.task_data import QAData
-from distill.errors import ModelError
+from distill.data.classification import ClassificationDataset
+from distill.data.task_data import ClassificationData, QAData, has_validation
+from distill.errors import DataError, ModelError
 from distill.evaluation import (
+    ClassificationEvaluation,
     Progress,
     QAEvaluation,
     evaluate_classification,
     evaluate_qa,
+    qa_version_2,
     tokenize_classification,
+    validation_metrics,
 )
 from distill.io import atomic_write_json
 from distill.models.loading import load_model, load_tokenizer
@@ -21,6 +31,67 @@ from distill.precision import default_device, resolve_precision
 from distill.profiling import SpeedRequest, first_input, measure_speed, parameter_count, size_on_disk_mb
 from distill.qa.features import columns, prepare_eval_features
 from distill.stages.common import load_task_data
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """A model loaded to be scored on the run's data, as every scoring of it must be: one batch size and precision."""
+
+    config: RunConfig
+    model: Any
+    tokenizer: Any
+    fresh: Any  # the newly initialised head tensors, if any
+    label_list: list[str] | None  # classification: the model's labels, in id order
+    progress: Progress | None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.config.teacher.training.eval_batch_size,
+            "progress": self.progress,
+            # Models are evaluated where they load: on the CPU.
+            "precision": resolve_precision(self.config.precision, "cpu"),
+        }
+
+    def qa(self, dataset: Any, settings: QADataConfig, validation: Any = None) -> QAEvaluation:
+        return evaluate_qa(self.model, self.tokenizer, dataset, settings, validation=validation, **self.options)
+
+    def classification(self, dataset: ClassificationDataset) -> ClassificationEvaluation:
+        assert self.label_list is not None
+        return evaluate_classification(
+            self.model,
+            self.tokenizer,
+            dataset,
+            self.label_list,
+            max_seq_length=self.config.data.max_seq_length,
+            **self.options,
+        )
+
+
+def _load_scorer(
+    config: RunConfig,
+    model_path: str,
+    data: QAData | ClassificationData,
+    trust_remote_code: bool,
+    progress: Progress | None,
+) -> _Scorer:
+    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
+    if isinstance(data, QAData):
+        model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
+        return _Scorer(config, model, tokenizer, fresh, None, progress)
+    model, fresh = load_model(
+        model_path, "classification", num_labels=len(data.label_list), trust_remote_code=trust_remote_code
+    )
+    label_list = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if sorted(label_list) != sorted(data.label_list):
+        raise ModelError(f"model '{model_path}': trained for labels {label_list}, data has {data.label_list}")
+    return _Scorer(config, model, tokenizer, fresh, label_list, progress)
+
+
+def _validate_classification(scorer: _Scorer, validation: ClassificationDataset, output_dir: Path) -> dict[str, Any]:
+    evaluation = scorer.classification(validation)
+    atomic_write_json(output_dir / "validation_predictions.json", evaluation.predictions)
+    return validation_metrics(evaluation.metrics)
 
 
 def evaluate_model(
@@ -34,25 +105,16 @@ def evaluate_model(
     """Score the model at `model_path` on the eval data; predictions go to `output_dir` (see write_qa_predictions).
 
     QA `f1`/`exact` are at the configured `null_score_diff_threshold`; with validation data on
-    v2, the figures at the threshold tuned on it are beside them as `tuned_*`.
+    v2, the figures at the threshold tuned on it are beside them as `tuned_*`. With validation
+    data, its figures are beside the eval ones as `validation_*` (those `validate_model` gives).
     """
     data = load_task_data(config, need_train=False)
     settings = config.data
-    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-    batch_size = config.teacher.training.eval_batch_size
-    precision = resolve_precision(config.precision, "cpu")  # models are evaluated where they load: on the CPU
+    scorer = _load_scorer(config, model_path, data, trust_remote_code, progress)
+    tokenizer = scorer.tokenizer
     if isinstance(data, QAData):
-        model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
-        evaluation = evaluate_qa(
-            model,
-            tokenizer,
-            data.eval,
-            settings,
-            batch_size=batch_size,
-            progress=progress,
-            validation=data.validation,
-            precision=precision,
-        )
+        assert isinstance(settings, QADataConfig)
+        evaluation = scorer.qa(data.eval, settings, validation=data.validation)
         metrics: dict[str, Any] = dict(evaluation.metrics)
         write_qa_predictions(evaluation, output_dir)
         sample = first_input(
@@ -65,35 +127,22 @@ def evaluate_model(
             )
         )
     else:
-        model, fresh = load_model(
-            model_path, "classification", num_labels=len(data.label_list), trust_remote_code=trust_remote_code
-        )
-        label_list = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        if sorted(label_list) != sorted(data.label_list):
-            raise ModelError(f"model '{model_path}': trained for labels {label_list}, data has {data.label_list}")
-        evaluation = evaluate_classification(
-            model,
-            tokenizer,
-            data.eval,
-            label_list,
-            max_seq_length=settings.max_seq_length,
-            batch_size=batch_size,
-            progress=progress,
-            precision=precision,
-        )
-        metrics = dict(evaluation.metrics)
-        atomic_write_json(output_dir / "predictions.json", evaluation.predictions)
+        classified = scorer.classification(data.eval)
+        metrics = dict(classified.metrics)
+        atomic_write_json(output_dir / "predictions.json", classified.predictions)
+        if data.validation is not None:
+            metrics.update(_validate_classification(scorer, data.validation, output_dir))
         sample = first_input(
             tokenize_classification(data.eval.take([0], ""), tokenizer, max_seq_length=settings.max_seq_length)
         )
     cost = config.evaluation
     metrics.update(
-        precision=precision,
-        parameters=parameter_count(model),
+        precision=scorer.options["precision"],
+        parameters=parameter_count(scorer.model),
         size_on_disk_mb=size_on_disk_mb(model_path),
-        untrained_head=bool(fresh),
+        untrained_head=bool(scorer.fresh),
     )
-    del model  # the measuring process loads its own copy; this one need not share the machine's memory with it
+    del scorer  # the measuring process loads its own copy; this one need not share the machine's memory with it
     # Timed in a process of its own, at the precision the model runs at (see distill.profiling for why).
     speed = SpeedRequest(
         model_path=model_path,
@@ -111,9 +160,53 @@ def evaluate_model(
     return metrics
 
 
+def validate_model(
+    config: RunConfig,
+    model_path: str,
+    output_dir: Any,
+    *,
+    trust_remote_code: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score the model at `model_path` on the validation set only: the `validation_*` keys `evaluate_model` adds.
+
+    Nothing is predicted on eval and nothing is timed. Validation predictions go to `output_dir`
+    as `validation_predictions.json` (QA v2: and `validation_null_odds.json`).
+    """
+    data = load_task_data(config, need_train=False)
+    if data.validation is None:
+        raise DataError(
+            "data: no validation set to score on; set data.validation or data.validation_fraction "
+            "(eval is the test set, which nothing is selected on)"
+        )
+    scorer = _load_scorer(config, model_path, data, trust_remote_code, progress)
+    if isinstance(data, QAData):
+        settings = config.data
+        assert isinstance(settings, QADataConfig) and data.validation is not None
+        # Scored as evaluate_model scores it: with abstention exactly when the eval figures are.
+        as_eval = settings.model_copy(update={"version_2_with_negative": qa_version_2(settings, data.eval)})
+        evaluation = scorer.qa(data.validation, as_eval)
+        _write_qa_files(evaluation, output_dir, "validation_")
+        return validation_metrics(evaluation.metrics)
+    assert data.validation is not None
+    return _validate_classification(scorer, data.validation, output_dir)
+
+
 def task_metric_name(config: RunConfig) -> str:
     """The headline metric for the run's task."""
     return "f1" if isinstance(config.data, QADataConfig) else "accuracy"
+
+
+def selection_metric(config: RunConfig) -> tuple[str, str]:
+    """The evaluation key choices are made on, and its name for messages.
+
+    `validation_<metric>` ("validation f1") when the run has validation data; otherwise the
+    eval metric ("dev f1"), as before validation sets existed.
+    """
+    metric = task_metric_name(config)
+    if has_validation(config.data):
+        return f"validation_{metric}", f"validation {metric}"
+    return metric, f"dev {metric}"
 
 
 def write_qa_predictions(evaluation: QAEvaluation, output_dir: Path) -> None:
@@ -126,9 +219,12 @@ def write_qa_predictions(evaluation: QAEvaluation, output_dir: Path) -> None:
     `validation_null_odds.json` (their official sweep gives `tuned_null_threshold`; see
     `distill.qa.scoring.tuned_threshold`).
     """
-    atomic_write_json(output_dir / "predictions.json", evaluation.predictions.best_spans)
-    if evaluation.version_2_with_negative:
-        atomic_write_json(output_dir / "null_odds.json", evaluation.predictions.null_odds)
+    _write_qa_files(evaluation, output_dir, "")
     if evaluation.validation is not None:
-        atomic_write_json(output_dir / "validation_predictions.json", evaluation.validation.predictions.best_spans)
-        atomic_write_json(output_dir / "validation_null_odds.json", evaluation.validation.predictions.null_odds)
+        _write_qa_files(evaluation.validation, output_dir, "validation_")
+
+
+def _write_qa_files(evaluation: QAEvaluation, output_dir: Path, prefix: str) -> None:
+    atomic_write_json(output_dir / f"{prefix}predictions.json", evaluation.predictions.best_spans)
+    if evaluation.version_2_with_negative:
+        atomic_write_json(output_dir / f"{prefix}null_odds.json", evaluation.predictions.null_odds)

@@ -26,15 +26,18 @@ from distill.training.distillation import PredictionDistillationTrainer
 log = logging.getLogger("distill")
 
 
-def check_teacher_quality(metric_name: str, value: float | None, threshold: float | None, teacher: str) -> None:
-    """Fail before any compute when the teacher is too weak to be worth distilling (e.g. untrained)."""
+def check_teacher_quality(metric_label: str, value: float | None, threshold: float | None, teacher: str) -> None:
+    """Fail before any compute when the teacher is too weak to be worth distilling (e.g. untrained).
+
+    `metric_label` names the figure and its set, e.g. "validation f1" (see `evaluate.selection_metric`).
+    """
     if threshold is None:
         return
     if value is None:
-        raise DistillError(f"min_teacher_metric is set but teacher '{teacher}' has no {metric_name} to check")
+        raise DistillError(f"min_teacher_metric is set but teacher '{teacher}' has no {metric_label} to check")
     if value < threshold:
         raise DistillError(
-            f"teacher '{teacher}' has dev {metric_name} {value:.4g}, below min_teacher_metric {threshold:.4g}; "
+            f"teacher '{teacher}' has {metric_label} {value:.4g}, below min_teacher_metric {threshold:.4g}; "
             "fine-tune it first (or lower the threshold)"
         )
 

@@ -179,7 +179,7 @@ def test_vocabulary_mismatch_fails_before_training(tiny_qa_model: Path, tmp_path
 
 
 def test_weak_teacher_is_refused() -> None:
-    check_teacher_quality("accuracy", 0.9, 0.6, "t")
-    check_teacher_quality("accuracy", None, None, "t")
+    check_teacher_quality("dev accuracy", 0.9, 0.6, "t")
+    check_teacher_quality("dev accuracy", None, None, "t")
     with pytest.raises(DistillError, match="teacher 't' has dev accuracy 0.51, below min_teacher_metric 0.6"):
-        check_teacher_quality("accuracy", 0.51, 0.6, "t")
+        check_teacher_quality("dev accuracy", 0.51, 0.6, "t")
