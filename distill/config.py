@@ -427,7 +427,7 @@ def _check_sweep(config: RunConfig, index: int, stage: DistillStageConfig) -> No
     """A sweep is checked whole before anything runs: its data, its metric, and every value it may set."""
     sweep, where = stage.sweep, f"stages[{index}].sweep"
     assert sweep is not None
-    if getattr(config.data, "validation", None) is None and getattr(config.data, "validation_fraction", None) is None:
+    if config.data.validation is None and config.data.validation_fraction is None:
         raise ValueError(
             f"{where}: needs validation data to choose on (data.validation or data.validation_fraction); "
             "data.eval is the test set and is never chosen on"

@@ -1,0 +1,206 @@
+"""Sweeps on a real Prefect server: one teacher pass for every trial, a longer sweep computes only its new
+trials, a killed sweep resumes, the choice is made on validation only, and the chosen trial teaches the next
+stage.
+
+The run is sentence classification on generated data with a tiny teacher (seconds per trial). Its validation
+file is the eval file with every label flipped, so each model's validation accuracy is 1 - its eval accuracy:
+a choice made on eval would pick the opposite trial, and a test can tell which set decided.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from distill.artifacts import COMPLETE, MANIFEST
+from distill.config import RunConfig, load_config
+from distill.report_files import SWEEP_CSV
+from distill.synthetic import synthetic_sentiment
+from flows.progressive import progressive_distillation
+from tests.flows.conftest import start_run
+from tests.prefect_api import flow_run_artifacts, poll
+
+METRIC = "validation_accuracy"
+# Learning rates far apart: trials that learn the task well, partly and hardly at all, so they score apart.
+RATES = [1e-5, 3e-4, 3e-3, 1e-2, 3e-2]
+
+
+def write_tsv(path: Path, rows: list[dict[str, Any]], *, flip: bool = False) -> Path:
+    lines = [f"{row['sentence']}\t{1 - int(row['label']) if flip else row['label']}\n" for row in rows]
+    path.write_text("sentence\tlabel\n" + "".join(lines))
+    return path
+
+
+def sweep_config(root: Path, artifacts: Path, *, trials: int) -> Path:
+    """Teacher -> swept 1-layer student -> a second stage it teaches; written as YAML for `distill run` too."""
+    held_out = synthetic_sentiment(rows=120, seed=2)
+    training = {"epochs": 2, "batch_size": 16, "warmup_ratio": 0.0, "logging_steps": 5, "save_steps": 10}
+    raw = {
+        "name": "sweep-test",
+        "seed": 42,
+        "artifact_root": str(artifacts),
+        "data": {
+            "task": "classification",
+            "train": {"path": "synthetic:sentiment", "split": "train"},
+            "eval": str(write_tsv(root / "eval.tsv", held_out)),
+            "validation": str(write_tsv(root / "validation.tsv", held_out, flip=True)),
+            "labels": ["0", "1"],
+            "max_seq_length": 32,
+        },
+        "teacher": {"model": "tiny-bert", "training": {**training, "epochs": 6, "learning_rate": 2e-3}},
+        "evaluation": {"latency_seconds": 0.1, "latency_samples": 3, "throughput_batch_size": 8},
+        "stages": [
+            {
+                "name": "swept",
+                # A fresh student: it starts knowing nothing, so the rates decide how much it learns.
+                "student": {"fresh": {"num_layers": 1, "hidden_size": 32, "num_heads": 2, "intermediate_size": 64}},
+                "prediction_layer": {"training": {**training, "learning_rate": 1e-3}},
+                "baseline": True,
+                "sweep": {
+                    "method": "grid",
+                    "trials": trials,
+                    "params": {"prediction_layer.training.learning_rate": RATES},
+                },
+            },
+            {
+                "name": "next",
+                "teacher": "previous",
+                "student": {"layers": [0]},
+                "prediction_layer": {"training": training},
+            },
+        ],
+    }
+    path = root / f"sweep-{trials}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def statuses(outcome: dict[str, Any]) -> dict[str, str]:
+    return {stage["name"]: stage["status"] for stage in outcome["stages"]}
+
+
+def manifest(uri: str) -> dict[str, Any]:
+    return json.loads((Path(uri) / MANIFEST).read_text())
+
+
+def trial_rows(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    return [row for row in outcome["sweeps"] if row["trial"] != "baseline"]
+
+
+@dataclass(frozen=True)
+class SweepRuns:
+    """A 3-trial sweep, then the same sweep grown to 4 trials, on one artifact root."""
+
+    config: RunConfig
+    first: dict[str, Any]
+    second: dict[str, Any]
+    second_flow_run_id: Any
+
+
+@pytest.fixture(scope="module")
+def sweep_runs(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> SweepRuns:
+    root = tmp_path_factory.mktemp("sweep")
+    states = []
+    for trials in (3, 4):
+        config = load_config(sweep_config(root, root / "artifacts", trials=trials))
+        states.append(progressive_distillation(config, return_state=True))
+    first, second = (state.result() for state in states)
+    return SweepRuns(config, first, second, states[1].state_details.flow_run_id)
+
+
+def test_trials_share_one_teacher_pass(sweep_runs: SweepRuns) -> None:
+    config, first = sweep_runs.config, sweep_runs.first
+    distilled = [s for s in first["stages"] if s["name"].startswith("distill_swept-trial-")]
+    assert len(distilled) == 3
+    computed_logits = [s["metrics"]["teacher_pass_seconds"] > 0 for s in distilled]
+    assert computed_logits == [True, False, False]  # the first trial runs the teacher; the others read its logits
+    assert len({s["metrics"]["teacher_logits"] for s in distilled}) == 1
+    folders = list((Path(config.artifact_root) / "teacher_logits").rglob("*.npy"))
+    assert folders and len({f.parent for f in folders}) == 2  # one for the swept stage, one for its successor
+
+
+def test_adding_trials_computes_only_the_new_ones(sweep_runs: SweepRuns) -> None:
+    first, second = sweep_runs.first, sweep_runs.second
+    assert all(status == "completed" for status in statuses(first).values())
+    grown = statuses(second)
+    new = {name for name, status in grown.items() if status == "completed"}
+    assert {"distill_swept-trial-3", "validate_swept-trial-3"} <= new
+    for number in range(3):
+        assert grown[f"distill_swept-trial-{number}"] == grown[f"validate_swept-trial-{number}"] == "cached"
+    assert grown["finetune_teacher"] == grown["baseline_swept"] == "cached"
+    assert [row["cached"] for row in trial_rows(second)] == [True, True, True, False]
+    # The rows' settings are the grid's, in order.
+    assert [row["prediction_layer.training.learning_rate"] for row in trial_rows(second)] == RATES[:4]
+
+
+def test_the_choice_is_made_on_validation_only(sweep_runs: SweepRuns) -> None:
+    outcome = sweep_runs.second
+    rows = trial_rows(outcome)
+    values = [row[METRIC] for row in rows]
+    assert len(set(values)) > 1, values  # the trials differ, so the choice means something
+    chosen = [row for row in rows if row["chosen"]]
+    assert len(chosen) == 1 and chosen[0][METRIC] == max(values)
+    assert chosen[0]["trial"] == values.index(max(values))
+    # Validation labels are eval's flipped: the chosen student is the worst of the trials on eval.
+    swept = next(row for row in outcome["leaderboard"] if row["model"] == "swept")
+    assert swept["accuracy"] == pytest.approx(1 - chosen[0][METRIC])
+    assert swept["validation_accuracy"] == pytest.approx(chosen[0][METRIC])
+    assert swept["accuracy"] < 1 - min(values) or len(set(values)) == 1
+    # The baseline is scored on the same validation set, beside the trials.
+    baseline = next(row for row in outcome["sweeps"] if row["trial"] == "baseline")
+    leaderboard_baseline = next(row for row in outcome["leaderboard"] if row["model"] == "swept-baseline")
+    assert baseline[METRIC] == leaderboard_baseline["validation_accuracy"]
+
+
+def test_the_chosen_trial_teaches_the_next_stage_and_is_reported(sweep_runs: SweepRuns) -> None:
+    outcome = sweep_runs.second
+    chosen = next(row for row in trial_rows(outcome) if row["chosen"])
+    stages = {s["name"]: s for s in outcome["stages"]}
+    chosen_student = stages[f"distill_swept-trial-{chosen['trial']}"]
+    evaluated = manifest(stages["evaluate_swept"]["uri"])
+    assert evaluated["upstream"]["model"] == Path(chosen_student["uri"], COMPLETE).read_text().strip()
+    taught = manifest(stages["distill_next"]["uri"])
+    assert taught["upstream"]["teacher"] == Path(chosen_student["uri"], COMPLETE).read_text().strip()
+    # sweep.csv in the run report, with a plot; the sweep-<stage> table artifact in the API.
+    report_dir = Path(outcome["report_dir"])
+    assert (report_dir / SWEEP_CSV).read_text().count("\n") == 1 + 1 + 4  # header, baseline, trials
+    assert (report_dir / "sweep-swept.png").stat().st_size > 1000
+    assert "## Sweep: swept" in (report_dir / "report.md").read_text()
+
+
+def test_the_sweep_table_artifact_reaches_the_api(sweep_runs: SweepRuns) -> None:
+    artifacts = poll(lambda: flow_run_artifacts(sweep_runs.second_flow_run_id), lambda a: "sweep-swept" in a, 15)
+    data = artifacts["sweep-swept"].data
+    table = json.loads(data) if isinstance(data, str) else data
+    assert len(table) == 5 and {"trial", METRIC, "train_loss", "seconds", "chosen"} <= set(table[-1])
+
+
+def test_a_killed_sweep_resumes(tmp_path: Path, prefect_server: str) -> None:
+    """kill -9 `distill run` once two trials are complete; the re-run serves them from the cache."""
+    artifacts = tmp_path / "artifacts"
+    config = sweep_config(tmp_path, artifacts, trials=4)
+    run = start_run(config, prefect_server, log=tmp_path / "killed.log")
+
+    def validated() -> int:
+        return sum((d / COMPLETE).is_file() for d in (artifacts / "validate").glob("*"))
+
+    poll(lambda: validated() >= 2 or run.poll() is not None, bool, 300, 0.1)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=30)
+    log = (tmp_path / "killed.log").read_text()
+    assert run.returncode == -signal.SIGKILL, log[-3000:]
+    done_before = validated()
+    assert 2 <= done_before < 4, log[-3000:]
+
+    outcome = progressive_distillation(load_config(config), return_state=True).result()
+    status = statuses(outcome)
+    for number in range(done_before):
+        assert status[f"validate_swept-trial-{number}"] == "cached", status
+    assert status["validate_swept-trial-3"] == "completed"
+    assert len(trial_rows(outcome)) == 4 and sum(row["chosen"] for row in trial_rows(outcome)) == 1
