@@ -28,7 +28,8 @@ _FRESH_SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "inte
 def preflight(config: RunConfig) -> None:
     """Artifact root writable, data readable and valid, every model of the chain loadable and compatible."""
     check_writable(resolve_root(config.artifact_root))
-    # Distillation trains students on the training data even when the teacher needs no fine-tuning.
+    # Distillation trains students on the training data even when the teacher needs no fine-tuning. Loading also
+    # makes the validation split (or reads its source), so a split that leaves nothing on one side fails here.
     load_task_data(config, need_train=not config.teacher.finetuned or bool(config.stages))
     check_chain(config)
     if config.augmentation is not None and config.stages:

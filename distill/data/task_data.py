@@ -167,7 +167,10 @@ def load_qa_data(config: QADataConfig, *, need_train: bool = True) -> QAData:
     if held_out and train is not None:
         train, validation = _hold_out_articles(config, train)
         check_disjoint(
-            validation, evaluation, "data.validation_fraction and data.eval", "validation must be held-out questions"
+            validation,
+            evaluation,
+            "data.validation_fraction and data.eval",
+            "choices must be made on held-out questions",
         )
     else:
         validation = _select_validation(config, read, train, evaluation)
@@ -214,7 +217,7 @@ def _select_validation(
             names = (
                 f"data.validation_articles and data.{name}_articles" if one_file else f"data.validation and data.{name}"
             )
-            check_disjoint(validation, other, names, "the no-answer threshold must be tuned on held-out questions")
+            check_disjoint(validation, other, names, "choices must be made on held-out questions")
     return validation
 
 

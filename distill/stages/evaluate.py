@@ -13,6 +13,7 @@ from typing import Any
 
 from distill.config import QADataConfig, RunConfig
 from distill.data.classification import ClassificationDataset
+from distill.data.squad import SquadDataset
 from distill.data.task_data import ClassificationData, QAData, has_validation
 from distill.errors import DataError, ModelError
 from distill.evaluation import (
@@ -53,7 +54,7 @@ class _Scorer:
             "precision": resolve_precision(self.config.precision, "cpu"),
         }
 
-    def qa(self, dataset: Any, settings: QADataConfig, validation: Any = None) -> QAEvaluation:
+    def qa(self, dataset: SquadDataset, settings: QADataConfig, validation: SquadDataset | None = None) -> QAEvaluation:
         return evaluate_qa(self.model, self.tokenizer, dataset, settings, validation=validation, **self.options)
 
     def classification(self, dataset: ClassificationDataset) -> ClassificationEvaluation:
@@ -109,7 +110,7 @@ def evaluate_model(
     data, its figures are beside the eval ones as `validation_*` (those `validate_model` gives).
     """
     data = load_task_data(config, need_train=False)
-    settings = config.data
+    settings, output_dir = config.data, Path(output_dir)
     scorer = _load_scorer(config, model_path, data, trust_remote_code, progress)
     tokenizer = scorer.tokenizer
     if isinstance(data, QAData):
@@ -179,6 +180,7 @@ def validate_model(
             "data: no validation set to score on; set data.validation or data.validation_fraction "
             "(eval is the test set, which nothing is selected on)"
         )
+    output_dir = Path(output_dir)
     scorer = _load_scorer(config, model_path, data, trust_remote_code, progress)
     if isinstance(data, QAData):
         settings = config.data

@@ -152,6 +152,16 @@ def set_path(path: str, value: Any) -> Setup:
     return setup
 
 
+def together(*setups: Setup) -> Setup:
+    """Several edits in one row: a mistake made of settings that are fine alone."""
+
+    def setup(inputs: Inputs) -> None:
+        for each in setups:
+            each(inputs)
+
+    return setup
+
+
 def write(name: str, text: str) -> Setup:
     def setup(inputs: Inputs) -> None:
         inputs.file(name, text)
@@ -273,6 +283,11 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         set_path("data.validation", "{root}/eval.json"),
         ["eval.json", "data.validation_articles and data.eval_articles overlap", "held-out questions"],
     ),
+    (
+        "validation-fraction-leaves-nothing",  # 10% of the 2 training articles is none: found by preflight
+        set_path("data.validation_fraction", 0.1),
+        ["{train}", "data.validation_fraction 0.1 of 2 training articles holds out 0"],
+    ),
     # config values
     ("invalid-yaml", write("run.yaml", "name: [bad\n"), ["{config}", "invalid YAML"]),
     (
@@ -286,6 +301,12 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         set_path("data.validation_articles", 2),
         ["{config}", "validation_articles needs data.validation"],
     ),
+    (
+        "validation-source-and-fraction",
+        together(set_path("data.validation", "{root}/eval.json"), set_path("data.validation_fraction", 0.5)),
+        ["{config}", "set data.validation or data.validation_fraction, not both"],
+    ),
+    ("validation-fraction-one", set_path("data.validation_fraction", 1), ["{config}", "data.validation_fraction"]),
     (
         "negative-learning-rate",
         set_path("stages.0.prediction_layer.training.learning_rate", -1e-4),
