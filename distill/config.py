@@ -20,7 +20,7 @@ from distill.augment.config import AugmentConfig
 from distill.config_base import StrictModel
 from distill.errors import ConfigError
 from distill.precision import Precision
-from distill.sweep import SWEEP_METRICS, SweepConfig, SweepRange, trial_config
+from distill.sweep import SWEEP_METRICS, SweepConfig, SweepRange, stage_field, trial_config
 
 # --------------------------------------------------------------------------- data
 
@@ -436,12 +436,17 @@ def _check_sweep(config: RunConfig, index: int, stage: DistillStageConfig) -> No
     if sweep.metric is not None and sweep.metric not in metrics:
         raise ValueError(f"{where}.metric: unknown metric '{sweep.metric}' for {config.data.task}; use one of "
                          f"{', '.join(metrics)}")  # fmt: skip
+    if sweep.metric == "best_f1" and getattr(config.data, "version_2_with_negative", None) is False:
+        raise ValueError(f"{where}.metric: best_f1 is scored with no-answer odds, and this run's QA is v1.1 (no "
+                         "abstention); use f1 or exact")  # fmt: skip
     for name, space in sweep.params.items():
         section = name.split(".")[0]
         if section == "intermediate_layer" and stage.intermediate_layer is None:
             raise ValueError(f"{where}.params.{name}: the stage has no intermediate_layer to sweep")
         if section == "augmentation" and config.augmentation is None:
             raise ValueError(f"{where}.params.{name}: the run has no augmentation to sweep")
+        if name.endswith(".training.epochs") and stage_field(config, stage.name, name.replace("epochs", "max_steps")):
+            raise ValueError(f"{where}.params.{name}: the stage sets max_steps, which overrides epochs")
         # The values' bounds are the fields' own (e.g. loss_weight in [0, 1]): try each extreme on a copy.
         for value in [space.low, space.high] if isinstance(space, SweepRange) else space:
             try:
@@ -449,6 +454,14 @@ def _check_sweep(config: RunConfig, index: int, stage: DistillStageConfig) -> No
             except ValidationError as exc:
                 problem = exc.errors(include_url=False)[0]["msg"]
                 raise ValueError(f"{where}.params.{name}: {value!r} is not a valid value: {problem}") from None
+    # Rules across fields (e.g. not every intermediate weight 0) hold for each trial a grid will run, and for
+    # the corners of a sampler's space.
+    for params in sweep.grid() if sweep.method == "grid" else sweep.corners():
+        try:
+            trial_config(config, stage.name, params)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{where}: the trial {params} is not a valid config: {problem}") from None
 
 
 # --------------------------------------------------------------------------- loading

@@ -15,7 +15,9 @@ from typing import Any
 
 from distill.artifacts import check_writable, resolve_root
 from distill.config import DistillStageConfig, RunConfig
+from distill.data.task_data import QAData
 from distill.errors import ConfigError, ModelError
+from distill.evaluation import qa_version_2
 from distill.layer_map import resolve_layer_map
 from distill.models.loading import check_weights, load_model_config, load_tokenizer
 from distill.models.student import check_same_vocabulary
@@ -30,12 +32,27 @@ def preflight(config: RunConfig) -> None:
     check_writable(resolve_root(config.artifact_root))
     # Distillation trains students on the training data even when the teacher needs no fine-tuning. Loading also
     # makes the validation split (or reads its source), so a split that leaves nothing on one side fails here.
-    load_task_data(config, need_train=not config.teacher.finetuned or bool(config.stages))
+    data = load_task_data(config, need_train=not config.teacher.finetuned or bool(config.stages))
+    check_sweep_metrics(config, data)
     check_chain(config)
     if config.augmentation is not None and config.stages:
         from distill.augment.runner import check_resources
 
         check_resources(config.augmentation)
+
+
+def check_sweep_metrics(config: RunConfig, data: Any) -> None:
+    """Each sweep's metric is one its validation data will report (the config knows the names, not the data)."""
+    if not isinstance(data, QAData) or data.validation is None:
+        return
+    for index, stage in enumerate(config.stages):
+        metric = stage.sweep.metric_name("qa") if stage.sweep is not None else None
+        where = f"stages[{index}].sweep.metric"
+        if metric == "best_f1" and not qa_version_2(config.data, data.eval):
+            raise ConfigError(f"{where}: best_f1 is scored with no-answer odds, and this run's QA is v1.1 (no "
+                              "abstention); use f1 or exact")  # fmt: skip
+        if metric in ("HasAns_f1", "HasAns_exact") and not any(qa["answers"] for qa in data.validation.questions()):
+            raise ConfigError(f"{where}: {metric} needs answerable questions, and the validation data has none")
 
 
 @dataclass(frozen=True)

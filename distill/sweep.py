@@ -86,7 +86,8 @@ class SweepConfig(StrictModel):
     method: SweepMethod = Field(
         default="tpe",
         description="'grid': every combination of the listed values, in order; 'tpe': Optuna's TPE sampler "
-        "(the first trial is the stage as configured, then `startup_trials` random ones, then guided); "
+        "(the first trial is the stage as configured, then random ones until `startup_trials` are done, then "
+        "guided); "
         "'random': Optuna's random sampler.",
     )
     params: dict[str, SweepValues | SweepRange] = Field(
@@ -108,8 +109,8 @@ class SweepConfig(StrictModel):
     startup_trials: int = Field(
         default=3,
         ge=1,
-        description="tpe: random trials after the configured one before TPE takes over. Fixed rather than a share "
-        "of `trials`, so that adding trials replays the earlier ones exactly.",
+        description="tpe: trials before TPE takes over (the configured one, then random ones). Fixed rather than "
+        "a share of `trials`, so that adding trials replays the earlier ones exactly.",
     )
 
     @field_validator("params", mode="before")
@@ -164,6 +165,20 @@ class SweepConfig(StrictModel):
         if self.trials is not None:
             return self.trials
         return self.grid_size if self.method == "grid" else DEFAULT_SAMPLED_TRIALS
+
+    def grid(self) -> list[dict[str, float]]:
+        """Every combination of the listed values, the first field varying slowest."""
+        names = list(self.params)
+        values = itertools.product(*(self.params[name] for name in names))  # type: ignore[arg-type]
+        return [dict(zip(names, combination, strict=True)) for combination in values]
+
+    def corners(self) -> list[dict[str, float]]:
+        """Every combination of each field's smallest and largest value."""
+        ends = {
+            name: sorted({space.low, space.high} if isinstance(space, SweepRange) else {min(space), max(space)})
+            for name, space in self.params.items()
+        }
+        return [dict(zip(ends, combination, strict=True)) for combination in itertools.product(*ends.values())]
 
     def metric_name(self, task: str) -> str:
         return self.metric or ("f1" if task == "qa" else "accuracy")
@@ -234,9 +249,7 @@ class SweepDriver:
         self._grid: list[dict[str, float]] | None = None
         self._study: Any = None
         if sweep.method == "grid":
-            names = list(sweep.params)
-            combos = itertools.product(*(sweep.params[name] for name in names))
-            self._grid = [dict(zip(names, values, strict=True)) for values in combos]
+            self._grid = sweep.grid()
         else:
             self._study, self._distributions = _optuna_study(sweep, seed)
             start = {name: value for name, value in configured.items() if _inside(sweep.params[name], value)}
@@ -253,16 +266,21 @@ class SweepDriver:
         number = self._asked
         self._asked += 1
         if self._grid is not None:
-            return Trial(number, dict(self._grid[number]))
+            return Trial(number, {name: _typed(name, value) for name, value in self._grid[number].items()})
         optuna_trial = self._study.ask(self._distributions)
         self._pending[number] = optuna_trial
-        return Trial(number, {name: optuna_trial.params[name] for name in self.sweep.params})
+        return Trial(number, {name: _typed(name, optuna_trial.params[name]) for name in self.sweep.params})
 
     def tell(self, trial: Trial, value: float) -> None:
         if self._study is not None:
             # A failed or NaN metric is a poor trial, not a crash: the sampler learns to avoid it.
             finite = value if math.isfinite(value) else None
             self._study.tell(self._pending.pop(trial.number), finite, state=None if finite is not None else _fail())
+
+
+def _typed(name: str, value: Any) -> Any:
+    """Integer fields as ints (a factor of 4, not 4.0), so tables and configs show what is run."""
+    return int(value) if name in AUGMENTATION_FIELDS else value
 
 
 def _fail() -> Any:

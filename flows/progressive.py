@@ -63,8 +63,9 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     """Run the chain `config` describes.
 
     Returns `stages` (name, status 'completed' or 'cached', uri, metrics for each), the
-    `leaderboard` (one row per evaluated model) and `report_dir` (leaderboard.csv, plots,
-    report.md and the final student). `refresh` names stage kinds to recompute even when
+    `leaderboard` (one row per evaluated model), `report_dir` (leaderboard.csv, plots,
+    report.md and the final student), `sweeps` (one row per trial of each swept stage, and
+    its baseline) and `sweep_seconds` (each sweep's wall time). `refresh` names stage kinds to recompute even when
     cached; their successors follow, because their upstream manifests change.
     """
     logger = get_run_logger()
@@ -131,7 +132,7 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     )
     for stage in stages:
         logger.info("%s: %s (%s)", stage["name"], stage["status"], stage["uri"])
-    return {"stages": stages, **outcome}
+    return {"stages": stages, **outcome, "sweep_seconds": {name: sweep.seconds for name, sweep, _ in sweeps}}
 
 
 @flow(name="distill-config-file", log_prints=False)

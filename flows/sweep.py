@@ -4,23 +4,25 @@ validation data; the best trial's student is the stage's student.
 Every trial is the stage's own steps under a config with the trial's values (distill.sweep.trial_config),
 so trials are content-cached like any stage: all of them on one teacher and one dataset share one
 teacher-logit pass (distill.training.teacher_logits), a re-run or a longer sweep replays finished trials
-from the cache, and a killed sweep resumes at the trial it was in. On a GPU machine trials are asked for
-and submitted a batch at a time, one per GPU; on CPU one after another.
+from the cache, and a killed sweep resumes at the trial it was in. Trials run one after another: heavy
+stages take turns within a flow's process anyway (tasks/compute.py), and a sampler told each result before
+its next ask chooses better than one asked for a batch blind.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
+from pydantic import ValidationError
 
 from distill.artifacts import StageResult
 from distill.config import DistillStageConfig, RunConfig
-from distill.errors import DistillError
+from distill.errors import ConfigError, DistillError
 from distill.sweep import SweepDriver, Trial, best_trial, stage_field, trial_config, validation_key
 from flows.student import submit_student
 from flows.submitter import StageSubmitter, status_of
@@ -36,6 +38,7 @@ class SweepOutcome:
     steps: dict[str, PrefectFuture]
     rows: list[dict[str, Any]]
     metric: str  # the validation metric chosen on, e.g. 'validation_accuracy'
+    seconds: float  # wall time of the whole sweep, orchestration included
 
 
 def run_sweep(
@@ -54,28 +57,28 @@ def run_sweep(
     metric = validation_key(sweep.metric_name(config.data.task))
     configured = {name: stage_field(config, stage.name, name) for name in sweep.params}
     driver = SweepDriver(sweep, seed=config.seed, configured=configured)
-    batch_size = max(1, torch.cuda.device_count()) if submit.concurrent else 1
     logger.info("sweep %s: %d %s trials on %s", stage.name, sweep.trial_count, sweep.method, metric)
+    started = time.perf_counter()
 
     trials: list[tuple[Trial, dict[str, PrefectFuture]]] = []
     values: dict[int, float] = {}
     while not driver.done:
-        batch = [driver.ask() for _ in range(min(batch_size, sweep.trial_count - len(trials)))]
-        launched = [(trial, _submit_trial(submit, config, stage, teacher, trial, augmented, gate)) for trial in batch]
-        for trial, steps in launched:
-            value = steps["validate"].result().metrics.get(metric)
-            if value is None:
-                raise DistillError(f"sweep {stage.name}: trial {trial.number}'s evaluation reported no {metric}")
-            values[trial.number] = float(value)
-            driver.tell(trial, float(value))
-            logger.info("sweep %s: trial %d %s -> %s %.4f", stage.name, trial.number, trial.params, metric, value)
-            trials.append((trial, steps))
+        trial = driver.ask()
+        steps = _submit_trial(submit, config, stage, teacher, trial, augmented, gate)
+        value = steps["validate"].result().metrics.get(metric)
+        if value is None:
+            raise DistillError(f"sweep {stage.name}: trial {trial.number}'s evaluation reported no {metric}")
+        values[trial.number] = float(value)
+        driver.tell(trial, float(value))
+        logger.info("sweep %s: trial %d %s -> %s %.4f", stage.name, trial.number, trial.params, metric, value)
+        trials.append((trial, steps))
 
     chosen = best_trial(values)
     rows = [_row(trial, steps, metric, chosen) for trial, steps in trials]
-    logger.info("sweep %s: best is trial %d %s (%s %.4f)", stage.name, chosen, rows[chosen]["params"], metric,
-                values[chosen])  # fmt: skip
-    return SweepOutcome(steps=trials[chosen][1], rows=rows, metric=metric)
+    seconds = time.perf_counter() - started
+    logger.info("sweep %s: best is trial %d %s (%s %.4f); %.1f s", stage.name, chosen, rows[chosen]["params"],
+                metric, values[chosen], seconds)  # fmt: skip
+    return SweepOutcome(steps=trials[chosen][1], rows=rows, metric=metric, seconds=round(seconds, 2))
 
 
 def _submit_trial(
@@ -88,7 +91,13 @@ def _submit_trial(
     gate: dict[str, Any],
 ) -> dict[str, PrefectFuture]:
     """One trial: the stage's steps under the trial's config, then its score on validation."""
-    trial_run = trial_config(config, stage.name, trial.params)
+    try:
+        trial_run = trial_config(config, stage.name, trial.params)
+    except ValidationError as exc:  # the config checks each value and the space's corners; this is a backstop
+        problem = exc.errors(include_url=False)[0]["msg"]
+        raise ConfigError(
+            f"sweep {stage.name}: trial {trial.number} {trial.params} is not a valid config: {problem}"
+        ) from None
     trial_stage = next(s for s in trial_run.stages if s.name == stage.name)
     label = f"{stage.name}-trial-{trial.number}"
     steps: dict[str, PrefectFuture] = {}
@@ -140,7 +149,8 @@ def sweep_table(stage: str, outcome: SweepOutcome, baseline: StageResult | None)
 def publish_sweep(stage: str, rows: list[dict[str, Any]], metric: str) -> None:
     """The `sweep-<stage>` table artifact: one row per trial (and the baseline), best marked."""
     create_table_artifact(
-        table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in rows],
+        # Four significant figures, not decimals: learning rates such as 3e-05 must not show as 0.0.
+        table=[{k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()} for row in rows],
         key=f"sweep-{stage}",
         description=f"Sweep of {stage}: settings, {metric} (chosen on validation only), train loss and seconds "
         "per trial; the chosen trial's student is the stage's student",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import task
+from prefect.context import TaskRunContext
 
 from distill.artifacts import StageDirectory, StageResult, resolve_root
 from distill.config import DistillStageConfig, RunConfig
@@ -86,7 +87,10 @@ def _run_step(
     upstream: dict[str, StageResult],
 ) -> StageResult:
     """What every student step shares: the cached stage run with training monitoring, then its summary."""
-    slug = f"{kind}-{label}"  # artifact keys: intermediate-<stage>, distill-<stage>, baseline-<stage>
+    # Artifact keys: intermediate-<stage>, distill-<stage>, baseline-<stage>; a sweep trial's task run is named
+    # <kind>-<stage>-trial-<n>, and its artifacts follow that name, so trials never overwrite one another's.
+    context = TaskRunContext.get()
+    slug = context.task_run.name if context is not None else f"{kind}-{label}"
     result = run_stage(
         spec, config, lambda directory: body(directory, _monitoring(slug)), upstream=upstream, extra=label
     )

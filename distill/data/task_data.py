@@ -282,6 +282,11 @@ def load_classification_data(config: ClassificationDataConfig, *, need_train: bo
                 "eval is the test set, which nothing is selected on"
             )
         validation = _read_classification_source(config.validation, config, "validation")
+    if validation is not None:
+        # Nothing chosen on validation may have been seen in training or be scored as the test set.
+        _check_disjoint_texts(validation, evaluation, "data.eval", "eval is the test set, which nothing is chosen on")
+        if train is not None and config.validation_fraction is None:
+            _check_disjoint_texts(validation, train, "data.train", "choices must be made on held-out texts")
     if validation is not None and config.max_validation_samples is not None:
         validation = sample_rows(validation, config.max_validation_samples, config.validation_seed)
     if train is not None:
@@ -293,12 +298,25 @@ def load_classification_data(config: ClassificationDataConfig, *, need_train: bo
     return ClassificationData(train=train, eval=evaluation, label_list=label_list, validation=validation)
 
 
+def _check_disjoint_texts(
+    validation: ClassificationDataset, other: ClassificationDataset, name: str, consequence: str
+) -> None:
+    """One-line DataError when a validation text (the first text of a pair) is also in `other`."""
+    shared = set(validation.texts) & set(other.texts)
+    if shared:
+        example = min(shared)
+        raise DataError(
+            f"{validation.source}: data.validation and {name} share {len(shared)} texts (e.g. {example[:60]!r}); "
+            f"{consequence}"
+        )
+
+
 def _hold_out_texts(
     config: ClassificationDataConfig, train: ClassificationDataset
 ) -> tuple[ClassificationDataset, ClassificationDataset]:
-    """(train, validation): `validation_fraction` of the distinct texts (pairs), every copy with it."""
-    pairs = train.text_pairs or [None] * len(train)
-    keys = list(zip(train.texts, pairs, strict=True))
+    """(train, validation): `validation_fraction` of the distinct texts, every row with it (for pair tasks, the
+    first text: a premise with several hypotheses goes to one side with all of them)."""
+    keys = list(train.texts)
     held = _held_out(keys, config, "distinct training texts", train.source)
     suffix = f"[validation_fraction {config.validation_fraction} seed {config.validation_seed}]"
     kept = [row for row, key in enumerate(keys) if key not in held]

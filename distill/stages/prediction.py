@@ -66,7 +66,10 @@ def distill_prediction_layer(
     )
     settings = stage.prediction_layer
     features, task = setup.features, setup.task
-    teacher, _ = load_model(teacher_path, task, trust_remote_code=config.teacher.trust_remote_code)
+
+    def load_teacher() -> Any:
+        return load_model(teacher_path, task, trust_remote_code=config.teacher.trust_remote_code)[0]
+
     output_names = ("start_logits", "end_logits") if task == "qa" else ("logits",)
     trainer_kwargs: dict[str, Any] = {
         "task": task,
@@ -80,8 +83,10 @@ def distill_prediction_layer(
             logits_root,
             teacher_manifest,
             features,
+            # The teacher is loaded only to compute its logits: every later student of it (a sweep's trials, a
+            # retry) reads them from disk and never loads it.
             lambda: logits_cache.teacher_pass(
-                teacher,
+                load_teacher(),
                 features,
                 setup.collator,
                 output_names,
@@ -96,9 +101,8 @@ def distill_prediction_layer(
             log.info("teacher logits reused from %s", folder)
         trainer_kwargs["teacher_logits"] = arrays
         extra.update(teacher_pass_seconds=round(seconds, 3), teacher_logits=str(folder))
-        del teacher  # the cached logits replace it: no second model in memory while training
     else:
-        trainer_kwargs["teacher_model"] = teacher
+        trainer_kwargs["teacher_model"] = load_teacher()
     summary = train_student(
         setup,
         settings.training,

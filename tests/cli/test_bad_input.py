@@ -197,13 +197,19 @@ def second_stage(spec: dict[str, Any]) -> Setup:
     return setup
 
 
-def sweep(spec: dict[str, Any], *, validation: bool = True) -> Setup:
-    """A sweep on the first stage; with `validation`, a validation file of its own (articles unseen elsewhere)."""
+def sweep(
+    spec: dict[str, Any], *, validation: bool = True, stage: dict[str, Any] | None = None, version_2: bool | None = None
+) -> Setup:
+    """A sweep on the first stage; with `validation`, a validation file of its own (articles unseen elsewhere);
+    `stage` fields replace the stage's, `version_2` sets data.version_2_with_negative."""
 
     def setup(inputs: Inputs) -> None:
         if validation:
             inputs.file("validation.json", json.dumps(synthetic_squad(articles=1, paragraphs=2, facts=3, seed=5)))
             inputs.config["data"]["validation"] = str(inputs.root / "validation.json")
+        if version_2 is not None:
+            inputs.config["data"]["version_2_with_negative"] = version_2
+        inputs.stage().update(stage or {})
         inputs.stage()["sweep"] = spec
 
     return setup
@@ -363,6 +369,30 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         "sweep-metric-of-another-task",
         sweep({"params": {"prediction_layer.temperature": [1, 2]}, "metric": "accuracy"}),
         ["{config}", "stages[0].sweep.metric", "'accuracy'"],
+    ),
+    (
+        "sweep-grid-trial-breaks-a-rule-across-fields",
+        sweep(
+            {
+                "method": "grid",
+                "params": {"intermediate_layer.hidden_weight": [0, 1], "intermediate_layer.attention_weight": [0, 1]},
+            },
+            stage={"intermediate_layer": {"layer_map": "uniform", "embedding_weight": 0}},
+        ),
+        ["{config}", "stages[0].sweep: the trial", "is not a valid config", "must be > 0"],
+    ),
+    (
+        "sweep-epochs-with-max-steps",
+        sweep(
+            {"params": {"prediction_layer.training.epochs": [1, 2]}},
+            stage={"prediction_layer": {"training": {"max_steps": 5}}},
+        ),
+        ["{config}", "stages[0].sweep.params.prediction_layer.training.epochs", "max_steps"],
+    ),
+    (
+        "sweep-best-f1-without-abstention",
+        sweep({"params": {"prediction_layer.temperature": [1, 2]}, "metric": "best_f1"}, version_2=False),
+        ["{config}", "stages[0].sweep.metric", "best_f1", "v1.1"],
     ),
     # models
     (

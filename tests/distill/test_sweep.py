@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from distill.config import RunConfig, parse_config
+from distill.errors import ConfigError
+from distill.preflight import check_sweep_metrics
+from distill.stages.common import load_task_data
 from distill.sweep import SweepConfig, SweepDriver, best_trial, stage_field, trial_config
+from distill.synthetic import synthetic_squad
 from tests.flows.conftest import TINY
 
 
@@ -122,3 +128,20 @@ def test_a_sweep_over_intermediate_fields_needs_the_intermediate_step() -> None:
     raw["stages"][0]["sweep"] = {"params": {"intermediate_layer.hidden_weight": [0.5, 1.0]}}
     with pytest.raises(Exception, match=r"stages\[0\].sweep.params.intermediate_layer.hidden_weight: the stage has no"):
         parse_config(raw, source="tiny.yaml")
+
+
+def test_preflight_refuses_a_metric_the_validation_data_cannot_report(tmp_path: Path) -> None:
+    """v1.1 data (inferred, not configured) has no no-answer odds, hence no best_f1: refused before compute."""
+    files = {}
+    for name, seed in (("train", 1), ("eval", 2), ("validation", 3)):
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(synthetic_squad(articles=1, paragraphs=2, unanswerable=False, seed=seed)))
+    raw = yaml.safe_load(TINY.read_text())
+    raw["data"].update({name: str(path) for name, path in files.items()})
+    raw["stages"][0]["sweep"] = {"params": {"prediction_layer.temperature": [1.0, 2.0]}, "metric": "best_f1"}
+    config = parse_config(raw, source="tiny.yaml")
+    data = load_task_data(config)
+    with pytest.raises(ConfigError, match=r"stages\[0\].sweep.metric: best_f1 .* v1.1"):
+        check_sweep_metrics(config, data)
+    raw["stages"][0]["sweep"]["metric"] = "f1"
+    check_sweep_metrics(parse_config(raw, source="tiny.yaml"), data)

@@ -82,10 +82,12 @@ def test_classification_validation_accuracy(tmp_path: Path, tiny_classifier: Pat
     path = tmp_path / "sentences.tsv"
     rows = synthetic_sentiment(rows=30, seed=2)
     path.write_text("sentence\tlabel\n" + "".join(f"{r['sentence']}\tLABEL_{r['label']}\n" for r in rows))
+    evaluation = tmp_path / "eval.tsv"
+    evaluation.write_text("sentence\tlabel\nan unseen gem of a film .\tLABEL_1\n")  # no training sentence
     data = {
         "task": "classification",
         "train": str(path),
-        "eval": str(path),
+        "eval": str(evaluation),
         "labels": ["LABEL_0", "LABEL_1"],
         "validation_fraction": 0.3,
     }

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from distill.config import ClassificationDataConfig, QADataConfig, RunConfig, parse_config
+from distill.config import ClassificationDataConfig, DataSource, QADataConfig, RunConfig, parse_config
 from distill.data.squad import SquadDataset
 from distill.data.task_data import describe, has_validation, load_classification_data, load_qa_data
 from distill.errors import ConfigError, DataError
@@ -130,9 +130,17 @@ def sentiment_file(tmp_path: Path, *, pairs: bool = False) -> str:
     return str(path)
 
 
+def eval_file(tmp_path: Path) -> str:
+    """Sentences the generated training file never has."""
+    path = tmp_path / "eval.tsv"
+    path.write_text("sentence\tlabel\nan unseen gem of a film .\t1\na tired mess from start to end .\t0\n")
+    return str(path)
+
+
 def classification_config(tmp_path: Path, **fields: Any) -> ClassificationDataConfig:
-    path = sentiment_file(tmp_path)
-    return ClassificationDataConfig(train=path, eval=path, labels=["0", "1"], **fields)
+    return ClassificationDataConfig(
+        train=sentiment_file(tmp_path), eval=eval_file(tmp_path), labels=["0", "1"], **fields
+    )
 
 
 def keys(dataset: Any) -> set[tuple[str, str | None]]:
@@ -152,14 +160,18 @@ def test_classification_split_never_shares_a_text(tmp_path: Path, seed: int) -> 
     assert describe(data)["validation_rows"] == len(data.validation)
 
 
-def test_classification_pairs_are_grouped_by_both_texts(tmp_path: Path) -> None:
+def test_classification_pairs_are_grouped_by_their_first_text(tmp_path: Path) -> None:
+    """A premise with several hypotheses (MNLI, QNLI) goes to one side with all of them."""
     path = sentiment_file(tmp_path, pairs=True)
+    evaluation = tmp_path / "eval-pairs.tsv"
+    evaluation.write_text("sentence\tsecond\tlabel\nan unseen gem .\ta\t1\n")
     config = ClassificationDataConfig(
-        train=path, eval=path, text_pair_column="second", labels=["0", "1"], validation_fraction=0.3
+        train=path, eval=str(evaluation), text_pair_column="second", labels=["0", "1"], validation_fraction=0.3
     )
     data = load_classification_data(config)
     assert data.train is not None and data.validation is not None and data.validation.text_pairs is not None
     assert not keys(data.train) & keys(data.validation)
+    assert not set(data.train.texts) & set(data.validation.texts)
 
 
 def test_classification_split_is_seeded_and_apart_from_the_training_sample(tmp_path: Path) -> None:
@@ -200,6 +212,24 @@ def test_classification_validation_source(tmp_path: Path) -> None:
     assert data.validation is not None and data.validation.texts == ["a fine film .", "a dull film ."]
     with pytest.raises(DataError, match="data.validation and data.eval are the same data"):
         load_classification_data(classification_config(tmp_path, validation=config.eval))
+
+
+def test_classification_validation_shares_no_text_with_eval_or_train(tmp_path: Path) -> None:
+    """Nothing chosen on validation may be a test sentence, or one the students trained on."""
+    config = classification_config(tmp_path)
+    like_eval = tmp_path / "like-eval.tsv"
+    like_eval.write_text("sentence\tlabel\na new line .\t1\nan unseen gem of a film .\t0\n")
+    with pytest.raises(DataError, match=r"data.validation and data.eval share 1 texts .*test set") as error:
+        load_classification_data(config.model_copy(update={"validation": DataSource(path=str(like_eval))}))
+    assert "\n" not in str(error.value) and "like-eval.tsv" in str(error.value)
+    trained = synthetic_sentiment(rows=20, seed=4)[0]["sentence"]
+    like_train = tmp_path / "like-train.tsv"
+    like_train.write_text(f"sentence\tlabel\na new line .\t1\n{trained}\t0\n")
+    with pytest.raises(DataError, match=r"data.validation and data.train share 1 texts"):
+        load_classification_data(config.model_copy(update={"validation": DataSource(path=str(like_train))}))
+    same_file = config.model_copy(update={"eval": config.train, "validation_fraction": 0.25})
+    with pytest.raises(DataError, match=r"data.validation and data.eval share"):
+        load_classification_data(same_file)  # train and eval one file: held-out rows are test rows
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.99])

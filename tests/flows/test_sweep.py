@@ -3,8 +3,9 @@ trials, a killed sweep resumes, the choice is made on validation only, and the c
 stage.
 
 The run is sentence classification on generated data with a tiny teacher (seconds per trial). Its validation
-file is the eval file with every label flipped, so each model's validation accuracy is 1 - its eval accuracy:
-a choice made on eval would pick the opposite trial, and a test can tell which set decided.
+sentences are others than eval's, with every label flipped: a trial that learns the task scores well on eval
+and badly on validation, so a choice made on eval would pick another trial, and a test can tell which set
+decided.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import yaml
 
 from distill.artifacts import COMPLETE, MANIFEST
 from distill.config import RunConfig, load_config
+from distill.evaluation import evaluate_classification
+from distill.models.loading import load_model, load_tokenizer
 from distill.report_files import SWEEP_CSV
+from distill.stages.common import load_task_data
 from distill.synthetic import synthetic_sentiment
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import start_run
@@ -37,9 +41,17 @@ def write_tsv(path: Path, rows: list[dict[str, Any]], *, flip: bool = False) -> 
     return path
 
 
+def flipped_validation(seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Generated sentences that are in neither training nor eval (the run checks that), labels flipped later."""
+    texts = {row["sentence"] for row in seen}
+    unique = {row["sentence"]: row for row in synthetic_sentiment(rows=400, seed=5) if row["sentence"] not in texts}
+    return list(unique.values())
+
+
 def sweep_config(root: Path, artifacts: Path, *, trials: int) -> Path:
     """Teacher -> swept 1-layer student -> a second stage it teaches; written as YAML for `distill run` too."""
     held_out = synthetic_sentiment(rows=120, seed=2)
+    validation = flipped_validation(held_out + synthetic_sentiment(rows=240, seed=0))  # eval + synthetic:sentiment
     training = {"epochs": 2, "batch_size": 16, "warmup_ratio": 0.0, "logging_steps": 5, "save_steps": 10}
     raw = {
         "name": "sweep-test",
@@ -49,7 +61,7 @@ def sweep_config(root: Path, artifacts: Path, *, trials: int) -> Path:
             "task": "classification",
             "train": {"path": "synthetic:sentiment", "split": "train"},
             "eval": str(write_tsv(root / "eval.tsv", held_out)),
-            "validation": str(write_tsv(root / "validation.tsv", held_out, flip=True)),
+            "validation": str(write_tsv(root / "validation.tsv", validation, flip=True)),
             "labels": ["0", "1"],
             "max_seq_length": 32,
         },
@@ -89,6 +101,10 @@ def manifest(uri: str) -> dict[str, Any]:
     return json.loads((Path(uri) / MANIFEST).read_text())
 
 
+def build_id(directory: Path) -> str:
+    return json.loads((directory / MANIFEST).read_text())["build_id"]
+
+
 def trial_rows(outcome: dict[str, Any]) -> list[dict[str, Any]]:
     return [row for row in outcome["sweeps"] if row["trial"] != "baseline"]
 
@@ -120,9 +136,8 @@ def test_trials_share_one_teacher_pass(sweep_runs: SweepRuns) -> None:
     assert len(distilled) == 3
     computed_logits = [s["metrics"]["teacher_pass_seconds"] > 0 for s in distilled]
     assert computed_logits == [True, False, False]  # the first trial runs the teacher; the others read its logits
-    assert len({s["metrics"]["teacher_logits"] for s in distilled}) == 1
-    folders = list((Path(config.artifact_root) / "teacher_logits").rglob("*.npy"))
-    assert folders and len({f.parent for f in folders}) == 2  # one for the swept stage, one for its successor
+    folder = {s["metrics"]["teacher_logits"] for s in distilled}
+    assert len(folder) == 1 and Path(folder.pop()).parent == Path(config.artifact_root) / "teacher_logits"
 
 
 def test_adding_trials_computes_only_the_new_ones(sweep_runs: SweepRuns) -> None:
@@ -139,19 +154,32 @@ def test_adding_trials_computes_only_the_new_ones(sweep_runs: SweepRuns) -> None
     assert [row["prediction_layer.training.learning_rate"] for row in trial_rows(second)] == RATES[:4]
 
 
+def eval_accuracy(config: RunConfig, model_dir: str) -> float:
+    """A model's accuracy on the run's eval data: what a choice made on the test set would look at."""
+    data = load_task_data(config, need_train=False)
+    model, _ = load_model(model_dir, "classification", num_labels=2)
+    evaluation = evaluate_classification(
+        model, load_tokenizer(model_dir), data.eval, data.label_list, max_seq_length=config.data.max_seq_length
+    )
+    return evaluation.metrics["accuracy"]
+
+
 def test_the_choice_is_made_on_validation_only(sweep_runs: SweepRuns) -> None:
     outcome = sweep_runs.second
     rows = trial_rows(outcome)
     values = [row[METRIC] for row in rows]
-    assert len(set(values)) > 1, values  # the trials differ, so the choice means something
     chosen = [row for row in rows if row["chosen"]]
-    assert len(chosen) == 1 and chosen[0][METRIC] == max(values)
-    assert chosen[0]["trial"] == values.index(max(values))
-    # Validation labels are eval's flipped: the chosen student is the worst of the trials on eval.
+    assert len(chosen) == 1 and chosen[0]["trial"] == values.index(max(values))
+    # On eval, the test set, another trial is best: the choice did not look at it.
+    stages = {s["name"]: s for s in outcome["stages"]}
+    on_eval = [
+        eval_accuracy(sweep_runs.config, str(Path(stages[f"distill_swept-trial-{row['trial']}"]["uri"]) / "model"))
+        for row in rows
+    ]
+    assert max(on_eval) > on_eval[chosen[0]["trial"]], (values, on_eval)
     swept = next(row for row in outcome["leaderboard"] if row["model"] == "swept")
-    assert swept["accuracy"] == pytest.approx(1 - chosen[0][METRIC])
+    assert swept["accuracy"] == pytest.approx(on_eval[chosen[0]["trial"]])
     assert swept["validation_accuracy"] == pytest.approx(chosen[0][METRIC])
-    assert swept["accuracy"] < 1 - min(values) or len(set(values)) == 1
     # The baseline is scored on the same validation set, beside the trials.
     baseline = next(row for row in outcome["sweeps"] if row["trial"] == "baseline")
     leaderboard_baseline = next(row for row in outcome["leaderboard"] if row["model"] == "swept-baseline")
@@ -181,26 +209,33 @@ def test_the_sweep_table_artifact_reaches_the_api(sweep_runs: SweepRuns) -> None
     assert len(table) == 5 and {"trial", METRIC, "train_loss", "seconds", "chosen"} <= set(table[-1])
 
 
-def test_a_killed_sweep_resumes(tmp_path: Path, prefect_server: str) -> None:
-    """kill -9 `distill run` once two trials are complete; the re-run serves them from the cache."""
-    artifacts = tmp_path / "artifacts"
-    config = sweep_config(tmp_path, artifacts, trials=4)
-    run = start_run(config, prefect_server, log=tmp_path / "killed.log")
+def test_a_killed_sweep_resumes(sweep_runs: SweepRuns, prefect_server: str) -> None:
+    """The sweep grown to 5 trials, killed (-9) once its new trial 4 is scored; the re-run serves all five
+    finished trials from the cache and computes only what the kill left undone."""
+    root = Path(sweep_runs.config.artifact_root).parent
+    config = sweep_config(root, root / "artifacts", trials=5)
+    validated_dirs = root / "artifacts" / "validate"
+    before = {d.name for d in validated_dirs.iterdir() if (d / COMPLETE).is_file()}
+    run = start_run(config, prefect_server, log=root / "killed.log")
 
-    def validated() -> int:
-        return sum((d / COMPLETE).is_file() for d in (artifacts / "validate").glob("*"))
+    def scored() -> set[str]:
+        return {d.name for d in validated_dirs.iterdir() if (d / COMPLETE).is_file()} - before
 
-    poll(lambda: validated() >= 2 or run.poll() is not None, bool, 300, 0.1)
+    poll(lambda: scored() or run.poll() is not None, bool, 300, 0.1)
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=30)
-    log = (tmp_path / "killed.log").read_text()
-    assert run.returncode == -signal.SIGKILL, log[-3000:]
-    done_before = validated()
-    assert 2 <= done_before < 4, log[-3000:]
+    log = (root / "killed.log").read_text()
+    assert run.returncode == -signal.SIGKILL and len(scored()) == 1, log[-3000:]
+
+    builds = {name: build_id(validated_dirs / name) for name in scored()}
 
     outcome = progressive_distillation(load_config(config), return_state=True).result()
     status = statuses(outcome)
-    for number in range(done_before):
-        assert status[f"validate_swept-trial-{number}"] == "cached", status
-    assert status["validate_swept-trial-3"] == "completed"
-    assert len(trial_rows(outcome)) == 4 and sum(row["chosen"] for row in trial_rows(outcome)) == 1
+    for number in range(4):
+        assert status[f"distill_swept-trial-{number}"] == status[f"validate_swept-trial-{number}"] == "cached"
+    # Trial 4 finished in the killed run: served as it is (from the cache, or, if the kill came between its
+    # files and Prefect's cache record, from its complete directory), never computed again.
+    assert {name: build_id(validated_dirs / name) for name in builds} == builds
+    trial_4 = next(s for s in outcome["stages"] if s["name"] == "validate_swept-trial-4")
+    assert Path(trial_4["uri"]).name in builds
+    assert len(trial_rows(outcome)) == 5 and sum(row["chosen"] for row in trial_rows(outcome)) == 1
