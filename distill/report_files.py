@@ -56,7 +56,7 @@ def metric_plot(rows: list[dict[str, Any]], metric: str) -> bytes:
                 axes.annotate(r["model"], (r["parameters"] / 1e6, r[metric]), fontsize=7, xytext=(4, 3),
                               textcoords="offset points")  # fmt: skip
     axes.set_xlabel("parameters (millions)")
-    axes.set_ylabel(f"dev {metric}")
+    axes.set_ylabel(f"eval {metric}")
     axes.set_title(f"{metric} vs size")
     axes.legend([role for role in styles if any(r["role"] == role for r in rows)], fontsize=8)
     axes.grid(alpha=0.3)

@@ -443,9 +443,8 @@ def _print_outcome(outcome: dict) -> None:
         typer.echo(f"{stage['name']:<34} {stage['status']}")
     rows = outcome["leaderboard"]
     metric = "accuracy" if rows and "accuracy" in rows[0] else "f1"
-    typer.echo(
-        f"\n{'model':<24} {'role':<10} {'dev ' + metric:>9} {'vs teacher':>11} {'lift':>8} {'params':>11} {'p50 ms':>8}"
-    )
+    header = f"{'model':<24} {'role':<10} {'eval ' + metric:>9} {'vs teacher':>11} {'lift':>8} {'params':>11}"
+    typer.echo(f"\n{header} {'p50 ms':>8}")
 
     def number(value: object, spec: str) -> str:
         width = int("".join(ch for ch in spec.split(".")[0].split(",")[0] if ch.isdigit()) or 0)
@@ -459,7 +458,7 @@ def _print_outcome(outcome: dict) -> None:
         )
     teacher = next((row for row in rows if row["role"] == "teacher"), None)
     if teacher is not None:
-        typer.echo(f"\nteacher dev {metric}: {teacher[metric]:.4f}")
+        typer.echo(f"\nteacher eval {metric}: {teacher[metric]:.4f}")
     _print_sweeps(outcome.get("sweeps", []))
 
 

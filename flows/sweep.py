@@ -65,6 +65,10 @@ def run_sweep(
     while not driver.done:
         trial = driver.ask()
         steps = _submit_trial(submit, config, stage, teacher, trial, augmented, gate)
+        # Upstream first: when the teacher or a step failed, its own error is raised, not "the score is pending".
+        for future in [teacher, *gate.values(), augmented, *steps.values()]:
+            if future is not None:
+                future.result()
         value = steps["validate"].result().metrics.get(metric)
         if value is None:
             raise DistillError(f"sweep {stage.name}: trial {trial.number}'s evaluation reported no {metric}")

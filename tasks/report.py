@@ -34,7 +34,8 @@ def report(
     create_table_artifact(
         table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in rows],
         key="leaderboard",
-        description=f"{config.name}: every model's dev {metric}, cost, distance to the teacher and lift over "
+        description=f"{config.name}: every model's eval {metric} (and validation, when the run has one), cost, "
+        "distance to the teacher and lift over "
         "its no-distillation baseline",
     )
     run_dir = resolve_root(config.artifact_root) / "runs" / run_name

@@ -203,12 +203,12 @@ def selection_metric(config: RunConfig) -> tuple[str, str]:
     """The evaluation key choices are made on, and its name for messages.
 
     `validation_<metric>` ("validation f1") when the run has validation data; otherwise the
-    eval metric ("dev f1"), as before validation sets existed.
+    eval metric ("eval f1"), as before validation sets existed.
     """
     metric = task_metric_name(config)
     if has_validation(config.data):
         return f"validation_{metric}", f"validation {metric}"
-    return metric, f"dev {metric}"
+    return metric, f"eval {metric}"
 
 
 def write_qa_predictions(evaluation: QAEvaluation, output_dir: Path) -> None:

@@ -101,7 +101,7 @@ def distill_prediction_layer(
             log.info("teacher logits reused from %s", folder)
         trainer_kwargs["teacher_logits"] = arrays
         extra.update(teacher_pass_seconds=round(seconds, 3), teacher_logits=str(folder))
-    else:
+    elif settings.loss_weight > 0:  # the teacher runs at every step
         trainer_kwargs["teacher_model"] = load_teacher()
     summary = train_student(
         setup,

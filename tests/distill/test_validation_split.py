@@ -269,7 +269,7 @@ def test_bad_validation_settings_are_one_line(base: dict[str, Any], fields: dict
 
 
 def test_selection_metric_is_validation_when_the_run_has_it() -> None:
-    assert selection_metric(run_config(QA)) == ("f1", "dev f1")
+    assert selection_metric(run_config(QA)) == ("f1", "eval f1")
     assert selection_metric(run_config({**QA, "validation_fraction": 0.2})) == ("validation_f1", "validation f1")
     classification = run_config({**CLASSIFICATION, "validation": "v.tsv"})
     assert has_validation(classification.data)

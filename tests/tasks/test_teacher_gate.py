@@ -40,6 +40,6 @@ def test_gate_uses_validation_when_the_run_has_it() -> None:
 
 def test_gate_uses_eval_without_validation_data() -> None:
     run = config()
-    with pytest.raises(DistillError, match="teacher 'teacher' has dev f1 40, below min_teacher_metric 50"):
+    with pytest.raises(DistillError, match="teacher 'teacher' has eval f1 40, below min_teacher_metric 50"):
         _check_teacher(run, run.stages[0], result(), result(f1=40.0, validation_f1=90.0))
     _check_teacher(run, run.stages[0], result(), result(f1=60.0))
