@@ -203,14 +203,17 @@ def stage_field(config: RunConfig, stage_name: str, path: str) -> Any:
 def trial_config(config: RunConfig, stage_name: str, params: dict[str, Any]) -> RunConfig:
     """The run config with the stage's fields set to a trial's values, validated like any config.
 
-    The stage keeps its name and loses its `sweep`, so each of its steps is keyed by exactly the
-    settings it trains with: a trial equal to the stage as configured shares its cache entries.
+    The stage keeps its name. No stage of the copy has a `sweep` (no step's key holds one, and a
+    trial runs its own stage's steps only), so validating it never expands another stage's sweep:
+    each of its steps is keyed by exactly the settings it trains with, and a trial equal to the
+    stage as configured shares its cache entries.
     """
     from distill.config import RunConfig  # the run config imports this module for SweepConfig
 
     raw = config.model_dump(mode="python", round_trip=True)
+    for each in raw["stages"]:
+        each["sweep"] = None
     stage = next(s for s in raw["stages"] if s["name"] == stage_name)
-    stage["sweep"] = None
     for path, value in params.items():
         node = raw if path.startswith("augmentation.") else stage
         *parents, leaf = path.split(".")

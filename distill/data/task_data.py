@@ -274,7 +274,7 @@ def load_classification_data(config: ClassificationDataConfig, *, need_train: bo
             raise DataError("data.train: a training source is required for this run")
         train = _read_classification_source(config.train, config, "train")
     if config.validation_fraction is not None and train is not None:
-        train, validation = _hold_out_texts(config, train)
+        train, validation = _hold_out_texts(config, train, exclude=set(evaluation.texts))
     elif config.validation is not None:
         if _same_data(config.validation, config.eval, "validation"):
             raise DataError(
@@ -284,9 +284,12 @@ def load_classification_data(config: ClassificationDataConfig, *, need_train: bo
         validation = _read_classification_source(config.validation, config, "validation")
     if validation is not None:
         # Nothing chosen on validation may have been seen in training or be scored as the test set.
-        _check_disjoint_texts(validation, evaluation, "data.eval", "eval is the test set, which nothing is chosen on")
+        field = "data.validation_fraction" if config.validation_fraction is not None else "data.validation"
+        _check_disjoint_texts(
+            validation, evaluation, field, "data.eval", "eval is the test set, which nothing is chosen on"
+        )
         if train is not None and config.validation_fraction is None:
-            _check_disjoint_texts(validation, train, "data.train", "choices must be made on held-out texts")
+            _check_disjoint_texts(validation, train, field, "data.train", "choices must be made on held-out texts")
     if validation is not None and config.max_validation_samples is not None:
         validation = sample_rows(validation, config.max_validation_samples, config.validation_seed)
     if train is not None:
@@ -299,25 +302,26 @@ def load_classification_data(config: ClassificationDataConfig, *, need_train: bo
 
 
 def _check_disjoint_texts(
-    validation: ClassificationDataset, other: ClassificationDataset, name: str, consequence: str
+    validation: ClassificationDataset, other: ClassificationDataset, field: str, name: str, consequence: str
 ) -> None:
     """One-line DataError when a validation text (the first text of a pair) is also in `other`."""
     shared = set(validation.texts) & set(other.texts)
     if shared:
         example = min(shared)
         raise DataError(
-            f"{validation.source}: data.validation and {name} share {len(shared)} texts (e.g. {example[:60]!r}); "
-            f"{consequence}"
+            f"{validation.source}: {field} and {name} share {len(shared)} texts (e.g. {example[:60]!r}); {consequence}"
         )
 
 
 def _hold_out_texts(
-    config: ClassificationDataConfig, train: ClassificationDataset
+    config: ClassificationDataConfig, train: ClassificationDataset, *, exclude: set[str]
 ) -> tuple[ClassificationDataset, ClassificationDataset]:
     """(train, validation): `validation_fraction` of the distinct texts, every row with it (for pair tasks, the
-    first text: a premise with several hypotheses goes to one side with all of them)."""
+    first text: a premise with several hypotheses goes to one side with all of them). Texts in `exclude` (eval's)
+    are never held out: a training file that repeats test sentences keeps them on the training side."""
     keys = list(train.texts)
-    held = _held_out(keys, config, "distinct training texts", train.source)
+    candidates = [key for key in keys if key not in exclude]
+    held = _held_out(candidates, config, "distinct training texts not in eval", train.source)
     suffix = f"[validation_fraction {config.validation_fraction} seed {config.validation_seed}]"
     kept = [row for row, key in enumerate(keys) if key not in held]
     validation = [row for row, key in enumerate(keys) if key in held]

@@ -122,7 +122,7 @@ def sentiment_file(tmp_path: Path, *, pairs: bool = False) -> str:
     lines = []
     for copy in range(3):
         for index, row in enumerate(rows):
-            second = f"\t{'a' if index % 2 else 'b'}" if pairs else ""
+            second = f"\t{'a' if copy else 'b'}" if pairs else ""  # one premise, two hypotheses
             if copy < 2 or index % 2:
                 lines.append(f"{row['sentence']}{second}\t{row['label']}\n")
     path = tmp_path / ("pairs.tsv" if pairs else "sentences.tsv")
@@ -228,13 +228,32 @@ def test_classification_validation_shares_no_text_with_eval_or_train(tmp_path: P
     with pytest.raises(DataError, match=r"data.validation and data.train share 1 texts"):
         load_classification_data(config.model_copy(update={"validation": DataSource(path=str(like_train))}))
     same_file = config.model_copy(update={"eval": config.train, "validation_fraction": 0.25})
-    with pytest.raises(DataError, match=r"data.validation and data.eval share"):
-        load_classification_data(same_file)  # train and eval one file: held-out rows are test rows
+    with pytest.raises(DataError, match=r"of 0 distinct training texts not in eval holds out 0"):
+        load_classification_data(same_file)  # train and eval one file: every text is a test text
+
+
+def test_classification_fraction_never_holds_out_an_eval_text(tmp_path: Path) -> None:
+    """A training file that repeats test sentences keeps them on the training side."""
+    config = classification_config(tmp_path)
+    repeated = synthetic_sentiment(rows=20, seed=4)[:5]
+    evaluation = tmp_path / "overlapping-eval.tsv"
+    evaluation.write_text("sentence\tlabel\n" + "".join(f"{r['sentence']}\t{r['label']}\n" for r in repeated))
+    for seed in range(5):
+        data = load_classification_data(
+            config.model_copy(
+                update={"eval": DataSource(path=str(evaluation)), "validation_fraction": 0.5, "validation_seed": seed}
+            )
+        )
+        assert data.validation is not None and data.train is not None
+        assert not set(data.validation.texts) & set(data.eval.texts)
+        assert set(data.eval.texts) <= set(data.train.texts)
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.99])
 def test_classification_fraction_leaving_nothing(tmp_path: Path, fraction: float) -> None:
-    with pytest.raises(DataError, match=r"data\.validation_fraction .* of 20 distinct training texts holds out"):
+    with pytest.raises(
+        DataError, match=r"data\.validation_fraction .* of 20 distinct training texts not in eval holds out"
+    ):
         load_classification_data(classification_config(tmp_path, validation_fraction=fraction), need_train=False)
 
 

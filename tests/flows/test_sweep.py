@@ -21,6 +21,7 @@ import yaml
 
 from distill.artifacts import COMPLETE, MANIFEST
 from distill.config import RunConfig, load_config
+from distill.errors import DataError
 from distill.evaluation import evaluate_classification
 from distill.models.loading import load_model, load_tokenizer
 from distill.report_files import SWEEP_CSV
@@ -32,7 +33,7 @@ from tests.prefect_api import flow_run_artifacts, poll
 
 METRIC = "validation_accuracy"
 # Learning rates far apart: trials that learn the task well, partly and hardly at all, so they score apart.
-RATES = [1e-5, 3e-4, 3e-3, 1e-2, 3e-2]
+RATES = [1e-5, 3e-4, 3e-3, 1e-2, 3e-2, 1e-3]
 
 
 def write_tsv(path: Path, rows: list[dict[str, Any]], *, flip: bool = False) -> Path:
@@ -210,10 +211,10 @@ def test_the_sweep_table_artifact_reaches_the_api(sweep_runs: SweepRuns) -> None
 
 
 def test_a_killed_sweep_resumes(sweep_runs: SweepRuns, prefect_server: str) -> None:
-    """The sweep grown to 5 trials, killed (-9) once its new trial 4 is scored; the re-run serves all five
-    finished trials from the cache and computes only what the kill left undone."""
+    """The sweep grown to 6 trials, killed (-9) once its new trial 4 is scored; the re-run serves the five
+    finished trials from the cache and computes only what the kill left undone: trial 5."""
     root = Path(sweep_runs.config.artifact_root).parent
-    config = sweep_config(root, root / "artifacts", trials=5)
+    config = sweep_config(root, root / "artifacts", trials=6)
     validated_dirs = root / "artifacts" / "validate"
     before = {d.name for d in validated_dirs.iterdir() if (d / COMPLETE).is_file()}
     run = start_run(config, prefect_server, log=root / "killed.log")
@@ -238,4 +239,15 @@ def test_a_killed_sweep_resumes(sweep_runs: SweepRuns, prefect_server: str) -> N
     assert {name: build_id(validated_dirs / name) for name in builds} == builds
     trial_4 = next(s for s in outcome["stages"] if s["name"] == "validate_swept-trial-4")
     assert Path(trial_4["uri"]).name in builds
-    assert len(trial_rows(outcome)) == 5 and sum(row["chosen"] for row in trial_rows(outcome)) == 1
+    assert status["distill_swept-trial-5"] == status["validate_swept-trial-5"] == "completed"
+    assert len(trial_rows(outcome)) == 6 and sum(row["chosen"] for row in trial_rows(outcome)) == 1
+
+
+def test_a_failed_upstream_stage_fails_the_sweep_with_its_own_error(tmp_path: Path) -> None:
+    """The teacher fails (its validation file repeats a test sentence): the run says so, not 'a score is pending'."""
+    config = sweep_config(tmp_path, tmp_path / "artifacts", trials=2)
+    test_sentence = (tmp_path / "eval.tsv").read_text().splitlines()[1]
+    with open(tmp_path / "validation.tsv", "a") as validation:
+        validation.write(test_sentence + "\n")
+    with pytest.raises(DataError, match="data.validation and data.eval share 1 texts"):
+        progressive_distillation(load_config(config))
