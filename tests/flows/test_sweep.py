@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from distill.artifacts import COMPLETE, MANIFEST
-from distill.config import RunConfig, load_config
+from distill.config import RunConfig, load_config, parse_config
 from distill.errors import DataError
 from distill.evaluation import evaluate_classification
 from distill.models.loading import load_model, load_tokenizer
@@ -251,3 +251,32 @@ def test_a_failed_upstream_stage_fails_the_sweep_with_its_own_error(tmp_path: Pa
         validation.write(test_sentence + "\n")
     with pytest.raises(DataError, match="data.validation and data.eval share 1 texts"):
         progressive_distillation(load_config(config))
+
+
+def test_a_factor_sweep_augments_per_factor_and_runs_both_steps_per_trial(sweep_runs: SweepRuns) -> None:
+    """`augmentation.factor` in a sweep: each trial trains on data augmented with its factor (the configured one
+    is the run's augmented data, from the cache), and a stage with an intermediate step runs both per trial.
+    On the module's artifact root: the teacher is the one already trained."""
+    root = Path(sweep_runs.config.artifact_root).parent
+    raw = yaml.safe_load(sweep_config(root, root / "artifacts", trials=2).read_text())
+    raw["augmentation"] = {"method": "embedding", "factor": 1, "candidates": 3, "vectors": "glove-6b-50d"}
+    stage = raw["stages"][0]
+    training = {"epochs": 1, "batch_size": 16, "warmup_ratio": 0.0, "logging_steps": 5, "save_steps": 50}
+    stage.update(
+        baseline=False,
+        intermediate_layer={"training": {**training, "learning_rate": 1e-3}},
+        sweep={"method": "grid", "params": {"augmentation.factor": [1, 2]}},
+    )
+    raw["stages"] = [stage]
+    outcome = progressive_distillation(parse_config(raw, source="factor-sweep"))
+    status = statuses(outcome)
+    assert status["finetune_teacher"] == "cached" and status["augment_training_data"] == "completed"
+    assert status["augment_training_data_swept-trial-0"] == "cached"  # factor 1: the run's augmented data
+    assert status["augment_training_data_swept-trial-1"] == "completed"
+    stages = {s["name"]: s for s in outcome["stages"]}
+    rows = [stages[f"augment_training_data_swept-trial-{n}"]["metrics"]["output_rows"] for n in (0, 1)]
+    assert rows[1] > rows[0]  # two copies per sentence, not one
+    for number in (0, 1):
+        assert status[f"intermediate_swept-trial-{number}"] == status[f"distill_swept-trial-{number}"] == "completed"
+    assert [row["augmentation.factor"] for row in trial_rows(outcome)] == [1, 2]
+    assert all(isinstance(row["augmentation.factor"], int) for row in trial_rows(outcome))
