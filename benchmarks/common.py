@@ -134,7 +134,14 @@ def run_chain(config: Any) -> dict[str, Any]:
     rows = {row["model"]: row for row in outcome["leaderboard"]}
     metric = task_metric_name(config)
     print(f"{config.name}: {seconds:.0f} s; " + ", ".join(f"{m} {r[metric]:.4f}" for m, r in rows.items()), flush=True)
-    return {"seconds": round(seconds, 1), "rows": rows, "train_seconds": train_seconds, "stages": stages}
+    return {
+        "seconds": round(seconds, 1),
+        "rows": rows,
+        "train_seconds": train_seconds,
+        "stages": stages,
+        "report_dir": outcome["report_dir"],
+        "sweeps": outcome.get("sweeps", []),
+    }
 
 
 def write_results(report: dict[str, Any], markdown: str, output_dir: Path) -> tuple[Path, Path]:

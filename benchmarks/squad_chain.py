@@ -1,28 +1,33 @@
-"""Benchmark: the SQuAD 2.0 chain at CPU scale: augmentation, TinyBERT + Hinton distillation, baselines.
+"""Benchmark: does a distilled SQuAD 2.0 student keep its teacher's answers? (issue 18's QA proof)
 
-One `progressive_distillation` flow run (real Prefect, content-cached stages), as
-`configs/squad_v2.yaml` describes it but sized for 2 CPU cores:
+Three `progressive_distillation` flow runs (real Prefect) on one artifact root, so the teacher,
+its evaluation, the augmented data, the teacher's logits and every baseline are computed once
+and shared by content key:
 
-- data: SQuAD 2.0 dev split by article (the official train set is not obtainable offline):
-  train on the first 400 questions of the first two articles, tune the no-answer threshold on
-  the next two (534 questions), evaluate on the last article (377 questions), no overlap;
-  windows of 256 tokens, stride 96;
-- teacher: MiniLM-L6 fine-tuned on the training articles;
-- augmentation: once, `embedding` (GloVe 6B 50d neighbours), one copy per paragraph, every
-  answer kept exact; the distillation steps train on it, the teacher and baselines do not;
-- l3 (layers 0, 2, 4 of the teacher): intermediate-layer distillation (embeddings, hidden
-  states, attentions), then prediction-layer (T = 2, w = 0.75), each 1 epoch of the augmented
-  data; baseline: the same student on labels alone, 1 epoch of the original data (the product's
-  definition: same schedule, no distillation, no augmentation; so the distilled student takes
-  more optimizer steps, which the table shows);
-- l1 (layer 0 of the distilled l3, taught by it): the same two steps, with its baseline;
-- scoring: the official SQuAD v2.0 script's figures on each model's best spans and no-answer
-  odds, at the configured threshold 0 (the headline) and at the threshold tuned on the
-  validation articles (the official best_f1_thresh there), side by side.
+1. **prediction-only** (no augmentation): `l3` (teacher layers 0, 2, 4; Hinton KD) and
+   `l1-direct` (teacher layer 0, taught directly by the teacher), each with its labels-only
+   baseline (the same student, the same schedule, the original data, no teacher);
+2. **recipe** (TinyBERT's: augmentation, then intermediate-layer, then prediction-layer
+   distillation): `l3`, then `l1` taught by the distilled `l3` (progressive; its baseline is
+   layer 0 of that `l3` trained on labels); this run's report exports `l1` as `final-student/`;
+3. **direct**: `l1-direct`, the same recipe taught by the teacher itself (its baseline is run
+   1's `l1-direct` baseline, from the cache: stages keep one name across runs, so that the
+   baselines' cache keys match).
 
-    DISTILL_DATA_DIR=../shared/data python benchmarks/squad_chain.py --profile full   # ~40 min on 2 cores
-    python benchmarks/squad_chain.py --profile quick                                  # generated data, tiny model
+Full profile: `configs/squad_v2.yaml`'s data and teacher exactly (so a cached teacher from
+`distill run configs/squad_v2.yaml` on the same artifact root is reused): SQuAD 2.0 dev split by
+article, train on the first 28 articles less 3 held out (seeded) for validation, evaluate on the
+last 7 (2,868 questions; "no answer" everywhere scores 48.4 F1 there); 256 tokens, stride 96;
+MiniLM-L6 teacher, 3 epochs. Students: 1 epoch per step at lr 1e-4, batch 16, T 2, w 0.75;
+augmentation: GloVe-neighbour word swaps (`embedding`), one copy per training paragraph,
+every answer kept exact. These settings were fixed before the run, not chosen on the 7
+evaluation articles. Scores: the official SQuAD v2.0 script on each model's spans and
+no-answer odds, at threshold 0 and at the threshold tuned on the validation articles.
 
+    DISTILL_DATA_DIR=../shared/data python benchmarks/squad_chain.py --profile full --artifacts /tmp/squad
+    python benchmarks/squad_chain.py --profile quick   # generated data, tiny model, ~2.5 min
+
+The final student then answers the first evaluation questions through `distill.qa.answer`.
 Writes `benchmarks/results/squad_chain-<profile>.json` and `.md`.
 """
 
@@ -35,170 +40,349 @@ from typing import Any
 import common
 from common import machine, machine_line, run_chain, today, write_results
 
-TRAIN_ARTICLES = ["Normans", "Computational_complexity_theory"]  # 626 questions, 333 of them unanswerable
-TRAIN_QUESTIONS = 400  # the first 400 of them (file order): what 2 CPU cores train in minutes at 256 tokens
-VALIDATION_ARTICLES = ["Southern_California", "Sky_(United_Kingdom)"]  # the next two: 534 questions, 246 unanswerable
-EVAL_ARTICLES = ["Force"]  # the last dev article: 377 questions, 175 of them unanswerable
+REPO = Path(__file__).resolve().parent.parent
+SQUAD_CONFIG = REPO / "configs" / "squad_v2.yaml"
+ANSWERED_QUESTIONS = 5  # eval questions the exported final student answers through distill.qa.answer
 
 # The Haystack distillation guide (GPU scale, full SQuAD): F1 lift over the no-distillation student.
 HAYSTACK = {
     "prediction_layer_lift": "+1.0 to +3.2",
     "intermediate_layer_lift": "+5.1 (TinyBERT-6L 71.1 -> 76.2, teacher 77.8)",
 }
+# Issue 18's targets, in F1 points over the labels-only baseline.
+TARGETS = {"recipe_lift": 3.0, "prediction_only_lift": 1.0, "teacher_f1": 58.0, "teacher_hasans_f1": 45.0}
+
+# (row in the table, flow run, leaderboard model, the baseline it is compared with, what it is)
+ROWS = [
+    ("teacher", "prediction-only", "teacher", None, "MiniLM-L6, fine-tuned"),
+    ("l3 baseline", "prediction-only", "l3-baseline", None, "teacher layers 0, 2, 4; labels only"),
+    ("l3 prediction-only", "prediction-only", "l3", "l3 baseline", "Hinton KD from the teacher"),
+    ("l3 recipe", "recipe", "l3", "l3 baseline", "augmentation + intermediate + prediction"),
+    ("l1 baseline", "prediction-only", "l1-direct-baseline", None, "teacher layer 0; labels only"),
+    ("l1 prediction-only", "prediction-only", "l1-direct", "l1 baseline", "Hinton KD from the teacher"),
+    ("l1 recipe, direct", "direct", "l1-direct", "l1 baseline", "the recipe, taught by the teacher"),
+    ("l1 baseline from l3", "recipe", "l1-baseline", None, "layer 0 of the distilled l3; labels only"),
+    ("l1 recipe, progressive", "recipe", "l1", "l1 baseline from l3", "the recipe, taught by the distilled l3"),
+]
 
 
 def _training(epochs: float, lr: float, batch: int) -> dict[str, Any]:
-    return {"epochs": epochs, "learning_rate": lr, "batch_size": batch, "save_steps": 50, "logging_steps": 5}
+    return {"epochs": epochs, "learning_rate": lr, "batch_size": batch, "save_steps": 200, "logging_steps": 20}
 
 
-def build_config(profile: str, root: Path) -> Any:
+def _base(profile: str, root: Path) -> tuple[dict[str, Any], dict[str, Any], list[int]]:
+    """The run settings every flow run shares, the student schedule, and l3's teacher layers."""
+    if profile == "quick":
+        base = {
+            "name": "squad-chain-quick",
+            "seed": 42,
+            "data": {
+                "task": "qa",
+                "train": "synthetic:qa",
+                "eval": {"path": "synthetic:qa", "split": "validation"},
+                "validation": {"path": "synthetic:qa", "split": "test"},  # a third seed: disjoint paragraphs
+                "max_seq_length": 96,
+                "doc_stride": 32,
+                "max_eval_samples": 40,
+            },
+            "teacher": {"model": "tiny-bert", "training": {**_training(4, 2e-3, 16), "warmup_ratio": 0.0}},
+            "augmentation": {"method": "embedding", "factor": 1, "candidates": 5, "vectors": "glove-6b-50d"},
+        }
+        return base | {"artifact_root": str(root)}, _training(2, 2e-3, 16), [0, 2]
+    common.data_dir("SQuAD 2.0 dev")  # a clear exit when $DISTILL_DATA_DIR is unset
+    from distill.config import load_config
+
+    base = load_config(SQUAD_CONFIG).model_dump(mode="json", exclude={"stages", "evaluation"})
+    base["augmentation"] = {
+        "method": "embedding",
+        "factor": 1,
+        "replace_prob": 0.4,
+        "candidates": 15,
+        "vectors": "glove-6b-50d",
+    }
+    return base | {"artifact_root": str(root)}, _training(1, 1e-4, 16), [0, 2, 4]
+
+
+def build_configs(profile: str, root: Path) -> dict[str, Any]:
+    """The three flow runs' configs, by run: prediction-only, recipe, direct."""
     from distill.config import parse_config
 
-    if profile == "quick":
-        data = {
-            "train": "synthetic:qa",
-            "eval": {"path": "synthetic:qa", "split": "validation"},
-            "validation": {"path": "synthetic:qa", "split": "test"},  # a third seed: disjoint paragraphs
-            "max_seq_length": 96,
-            "doc_stride": 32,
-            "max_eval_samples": 40,
-        }
-        teacher = {"model": "tiny-bert", "training": {**_training(4, 2e-3, 16), "warmup_ratio": 0.0}}
-        student_training = _training(2, 2e-3, 16)
-        augmentation = {"method": "embedding", "factor": 1, "candidates": 5, "vectors": "glove-6b-50d"}
-        l3_layers = [0, 2]
-    else:
-        squad = str(common.data_dir("SQuAD 2.0 dev") / "squad_v2" / "dev-v2.0.json.gz")
-        data = {
-            "train": squad,
-            "eval": squad,
-            "validation": squad,
-            "train_articles": TRAIN_ARTICLES,
-            "validation_articles": VALIDATION_ARTICLES,
-            "eval_articles": EVAL_ARTICLES,
-            "max_train_samples": TRAIN_QUESTIONS,
-            "version_2_with_negative": True,
-            "max_seq_length": 256,
-            "doc_stride": 96,
-        }
-        teacher = {"model": "minilm", "training": _training(2, 1e-4, 16)}
-        student_training = _training(1, 1e-4, 16)
-        augmentation = {
-            "method": "embedding",
-            "factor": 1,
-            "replace_prob": 0.4,
-            "candidates": 15,
-            "vectors": "glove-6b-50d",
-        }
-        l3_layers = [0, 2, 4]
+    base, schedule, l3_layers = _base(profile, root)
+    prediction = {"temperature": 2.0, "loss_weight": 0.75, "training": schedule}
+    intermediate = {"layer_map": "uniform", "training": schedule}
 
-    def stage(name: str, layers: list[int]) -> dict[str, Any]:
+    def stage(name: str, layers: list[int], teacher: str, *, recipe: bool, baseline: bool) -> dict[str, Any]:
         return {
             "name": name,
-            "teacher": "previous",
+            "teacher": teacher,
             "student": {"layers": layers},
-            "intermediate_layer": {"layer_map": "uniform", "training": student_training},
-            "prediction_layer": {"temperature": 2.0, "loss_weight": 0.75, "training": student_training},
-            "baseline": True,
+            **({"intermediate_layer": intermediate} if recipe else {}),
+            "prediction_layer": prediction,
+            "baseline": baseline,
         }
 
-    stages = [stage("l3", l3_layers), stage("l1", [0])]
-    return parse_config(
-        {
-            "name": f"squad-chain-{profile}",
-            "seed": 42,
-            "artifact_root": str(root),
-            "data": {"task": "qa", **data},
-            "teacher": teacher,
-            "augmentation": augmentation,
-            "stages": stages,
-            "evaluation": {"latency_samples": 20},
-        },
-        source=f"squad_chain:{profile}",
+    runs = {
+        "prediction-only": (
+            False,
+            [
+                stage("l3", l3_layers, "original", recipe=False, baseline=True),
+                stage("l1-direct", [0], "original", recipe=False, baseline=True),
+            ],
+        ),
+        "recipe": (
+            True,
+            [
+                stage("l3", l3_layers, "original", recipe=True, baseline=True),  # baseline: run 1's
+                stage("l1", [0], "previous", recipe=True, baseline=True),
+            ],
+        ),
+        "direct": (True, [stage("l1-direct", [0], "original", recipe=True, baseline=True)]),  # baseline: run 1's
+    }
+    configs = {}
+    for run, (augmented, stages) in runs.items():
+        raw = {**base, "name": f"{base['name']}-{run}", "stages": stages, "evaluation": {"latency_samples": 20}}
+        if not augmented:
+            raw["augmentation"] = None
+        configs[run] = parse_config(raw, source=f"squad_chain:{profile}:{run}")
+    return configs
+
+
+def _eval_questions(config: Any, count: int) -> list[dict[str, Any]]:
+    """The first `count` evaluation questions, read as the run reads them."""
+    from distill.data.task_data import load_qa_data
+
+    return load_qa_data(config.data, need_train=False).eval.examples()[:count]
+
+
+def answer_with_final_student(report_dir: str, config: Any, threshold: float) -> list[dict[str, Any]]:
+    """The exported final student answers eval questions through `distill.qa.answer`, as a user would."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from distill.qa.answer import answer_questions
+
+    folder = Path(report_dir) / "final-student"
+    model = AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    examples = _eval_questions(config, ANSWERED_QUESTIONS)
+    answers = answer_questions(
+        model,
+        tokenizer,
+        [(example["question"], example["context"]) for example in examples],
+        null_score_diff_threshold=threshold,
+        max_seq_length=config.data.max_seq_length,
+        doc_stride=config.data.doc_stride,
     )
+    return [
+        {
+            "question": example["question"],
+            "gold": list(example["answers"]["text"]) or [""],
+            "answer": answer["answer"],
+            "null_odds": round(float(answer["null_odds"]), 3),
+        }
+        for example, answer in zip(examples, answers, strict=True)
+    ]
+
+
+COLUMNS = (
+    "exact",
+    "f1",
+    "HasAns_f1",
+    "NoAns_f1",
+    "tuned_null_threshold",
+    "tuned_exact",
+    "tuned_f1",
+    "tuned_HasAns_f1",
+    "tuned_NoAns_f1",
+    "validation_f1",
+    "validation_best_f1",
+    "parameters",
+    "size_on_disk_mb",
+    "latency_p50_ms",
+    "precision",
+)
+
+
+def _table(chains: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Issue 18's table: every model's scores, and each distilled student's lift over its baseline."""
+    table: dict[str, dict[str, Any]] = {}
+    for label, run, model, baseline, what in ROWS:
+        row = chains[run]["rows"][model]
+        entry = {c: row.get(c) for c in COLUMNS} | {"run": run, "model": model, "what": what, "baseline": baseline}
+        if baseline is not None:
+            base = table[baseline]
+            entry["f1_lift"] = row["f1"] - base["f1"]
+            entry["tuned_f1_lift"] = row["tuned_f1"] - base["tuned_f1"]
+            entry["HasAns_f1_lift"] = row["HasAns_f1"] - base["HasAns_f1"]
+        table[label] = entry
+    return table
+
+
+def _costs(chains: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Wall time of every stage each run computed (cached ones are listed with the run that computed them)."""
+    rows = []
+    for run, chain in chains.items():
+        for name, stage in chain["stages"].items():
+            metrics = stage["metrics"]
+            rows.append(
+                {
+                    "run": run,
+                    "stage": name,
+                    "status": stage["status"],
+                    "seconds": metrics.get("stage_seconds"),
+                    "train_seconds": metrics.get("train_runtime_seconds"),
+                    "train_steps": metrics.get("train_steps"),
+                    "train_features": metrics.get("train_features") or metrics.get("train_samples"),
+                    "precision": metrics.get("precision"),
+                }
+            )
+    return rows
+
+
+def _cost_ratios(costs: list[dict[str, Any]]) -> dict[str, float]:
+    """Intermediate-layer over prediction-layer training seconds, per student (same data, same epochs)."""
+    computed = {(row["run"], row["stage"]): row for row in costs if row["status"] == "completed"}
+    ratios = {}
+    for (run, name), row in computed.items():
+        if name.startswith("intermediate_"):
+            student = name.removeprefix("intermediate_")
+            prediction = computed.get((run, f"distill_{student}"))
+            if prediction and row["train_seconds"] and prediction["train_seconds"]:
+                ratios[student] = round(row["train_seconds"] / prediction["train_seconds"], 2)
+    return ratios
+
+
+def _targets(table: dict[str, dict[str, Any]]) -> dict[str, bool]:
+    teacher = table["teacher"]
+    return {
+        "teacher F1 >= 58 (tuned threshold)": teacher["tuned_f1"] >= TARGETS["teacher_f1"],
+        "teacher HasAns F1 >= 45 (tuned threshold)": teacher["tuned_HasAns_f1"] >= TARGETS["teacher_hasans_f1"],
+        **{
+            f"{label}: F1 lift >= +{TARGETS['recipe_lift' if 'recipe' in label else 'prediction_only_lift']:g}": (
+                row["f1_lift"] >= TARGETS["recipe_lift" if "recipe" in label else "prediction_only_lift"]
+            )
+            for label, row in table.items()
+            if row["baseline"] is not None
+        },
+        "every distilled student >= its baseline (F1)": all(
+            row["f1_lift"] >= 0 for row in table.values() if row["baseline"] is not None
+        ),
+    }
 
 
 def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
-    config = build_config(profile, root)
-    chain = run_chain(config)
-    from distill.report import METRIC_COLUMNS
-
-    columns = (
-        *(c for c in METRIC_COLUMNS if c.removeprefix("validation_") != "accuracy"),  # the leaderboard's QA columns
-        "parameters",
-        "latency_p50_ms",
-        "delta_vs_teacher",
-        "lift_vs_baseline",
+    configs = build_configs(profile, root)
+    chains = {run: run_chain(config) for run, config in configs.items()}
+    table = _table(chains)
+    costs = _costs(chains)
+    recipe = configs["recipe"]
+    answers = answer_with_final_student(
+        chains["recipe"]["report_dir"], recipe, table["l1 recipe, progressive"]["tuned_null_threshold"]
     )
-    rows = {
-        model: {c: row.get(c) for c in columns} | {"taught_by": row.get("taught_by")}
-        for model, row in chain["rows"].items()
-    }
-    stages = chain["stages"]
     report = {
         "benchmark": "squad_chain",
         "profile": profile,
         "date": today(),
-        "command": f"DISTILL_DATA_DIR=../shared/data python benchmarks/squad_chain.py --profile {profile}",
-        "config": config.model_dump(mode="json", exclude={"artifact_root"}),
-        "train_articles": TRAIN_ARTICLES if profile == "full" else "synthetic",
-        "validation_articles": VALIDATION_ARTICLES if profile == "full" else "synthetic",
-        "eval_articles": EVAL_ARTICLES if profile == "full" else "synthetic",
+        "command": f"DISTILL_DATA_DIR=../shared/data python benchmarks/squad_chain.py --profile {profile} "
+        "--artifacts /tmp/squad",
+        "configs": {run: config.model_dump(mode="json", exclude={"artifact_root"}) for run, config in configs.items()},
         "machine": machine(),
-        "wall_seconds": chain["seconds"],
-        "rows": rows,
-        "train_seconds": chain["train_seconds"],
-        "stage_metrics": {name: stage["metrics"] for name, stage in stages.items()},
+        "wall_seconds": {run: chain["seconds"] for run, chain in chains.items()},
+        "table": table,
+        "targets": _targets(table),
+        "costs": costs,
+        "intermediate_over_prediction": _cost_ratios(costs),
+        "final_student": str(Path(chains["recipe"]["report_dir"]) / "final-student"),
+        "final_student_answers": answers,
         "haystack_gpu_reference": HAYSTACK,
     }
     write_results(report, markdown(report), output_dir)
     return report
 
 
+def _number(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
 def markdown(report: dict[str, Any]) -> str:
-    config = report["config"]
-    data = config["data"]
+    config = report["configs"]["recipe"]
+    data, teacher, augmentation = config["data"], config["teacher"], config["augmentation"]
+    schedule = config["stages"][0]["prediction_layer"]["training"]
+    walls = report["wall_seconds"]
     lines = [
-        f"### SQuAD 2.0 chain, profile `{report['profile']}` ({report['date']})",
+        f"### SQuAD 2.0: teacher, L3 and L1 students, profile `{report['profile']}` ({report['date']})",
         "",
-        f"`{report['command']}`; train articles {report['train_articles']}, validation articles "
-        f"{report['validation_articles']}, held-out eval articles {report['eval_articles']}; max length "
-        f"{data['max_seq_length']}, stride {data['doc_stride']}; teacher "
-        f"{config['teacher']['model']} ({config['teacher']['training']['epochs']:g} epochs at "
-        f"{config['teacher']['training']['learning_rate']:g}); augmentation {config['augmentation']['method']} x"
-        f"{config['augmentation']['factor']}; wall time {report['wall_seconds'] / 60:.1f} min. "
-        f"{machine_line(report['machine'])}",
+        f"`{report['command']}`. {machine_line(report['machine'])}",
         "",
-        f"Figures are the official SQuAD v2.0 script's on each model's best spans and no-answer odds: at threshold "
-        f"{data['null_score_diff_threshold']:g} (configured; the headline, and what deltas and lifts use), and at the "
-        "threshold tuned on the validation articles (their official best_f1_thresh).",
+        f"Train articles: {data['train_articles']} (less a {data['validation_fraction']} share held out for "
+        f"validation), evaluation: the last {data['eval_articles']}; {data['max_seq_length']} tokens, stride "
+        f"{data['doc_stride']}. Teacher {teacher['model']}, {teacher['training']['epochs']:g} epochs at lr "
+        f"{teacher['training']['learning_rate']:g}. Students: {schedule['epochs']:g} epoch per step at lr "
+        f"{schedule['learning_rate']:g}, batch {schedule['batch_size']}, T "
+        f"{config['stages'][0]['prediction_layer']['temperature']:g}, w "
+        f"{config['stages'][0]['prediction_layer']['loss_weight']:g}; augmentation {augmentation['method']} x"
+        f"{augmentation['factor']}. Wall time: "
+        + ", ".join(f"{run} {seconds / 60:.1f} min" for run, seconds in walls.items())
+        + f" ({sum(walls.values()) / 60:.1f} min in all).",
         "",
-        "| model | taught by | EM | F1 | HasAns F1 | NoAns F1 | tuned threshold | tuned EM | tuned F1 "
-        "| tuned HasAns F1 | tuned NoAns F1 | F1 vs teacher | F1 lift over baseline | parameters |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Official SQuAD v2.0 script on each model's spans and no-answer odds: at threshold 0, and at the "
+        "threshold tuned on the validation articles (`tuned`). Lifts are F1 points over the row's baseline.",
+        "",
+        "| model | what | EM | F1 | HasAns F1 | NoAns F1 | tuned thr | tuned EM | tuned F1 | tuned HasAns F1 "
+        "| F1 lift | tuned F1 lift | parameters | size MB | latency p50 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-
-    def number(value: Any, spec: str) -> str:
-        return format(value, spec) if isinstance(value, int | float) else ""
-
-    for model, row in report["rows"].items():
+    for label, row in report["table"].items():
         lines.append(
-            f"| {model} | {row['taught_by'] or ''} | {number(row['exact'], '.2f')} | {number(row['f1'], '.2f')} | "
-            f"{number(row['HasAns_f1'], '.2f')} | {number(row['NoAns_f1'], '.2f')} | "
-            f"{number(row['tuned_null_threshold'], '+.3f')} | {number(row['tuned_exact'], '.2f')} | "
-            f"{number(row['tuned_f1'], '.2f')} | {number(row['tuned_HasAns_f1'], '.2f')} | "
-            f"{number(row['tuned_NoAns_f1'], '.2f')} | "
-            f"{number(row['delta_vs_teacher'], '+.2f')} | {number(row['lift_vs_baseline'], '+.2f')} | "
-            f"{number(row['parameters'], ',d')} |"
+            f"| {label} | {row['what']} | {_number(row['exact'], '.2f')} | {_number(row['f1'], '.2f')} | "
+            f"{_number(row['HasAns_f1'], '.2f')} | {_number(row['NoAns_f1'], '.2f')} | "
+            f"{_number(row['tuned_null_threshold'], '+.2f')} | {_number(row['tuned_exact'], '.2f')} | "
+            f"{_number(row['tuned_f1'], '.2f')} | {_number(row['tuned_HasAns_f1'], '.2f')} | "
+            f"{_number(row.get('f1_lift'), '+.2f')} | {_number(row.get('tuned_f1_lift'), '+.2f')} | "
+            f"{_number(row['parameters'], ',d')} | {_number(row['size_on_disk_mb'], '.1f')} | "
+            f"{_number(row['latency_p50_ms'], '.2f')} |"
         )
     lines += [
         "",
-        "Training per stage (seconds, optimizer steps): "
-        + ", ".join(
-            f"{name} {seconds:.0f} s / {report['stage_metrics'][name].get('train_steps')} steps"
-            for name, seconds in report["train_seconds"].items()
-        )
+        "Targets (issue 18): "
+        + "; ".join(f"{name}: {'met' if met else 'missed'}" for name, met in report["targets"].items())
         + ".",
+        "",
+    ]
+    lines += [
+        "Cost of every stage this benchmark computed (seconds; stages another run had computed are cached and left "
+        "out; a stage listed as `cached` was computed before this benchmark, on the same artifact root):",
+        "",
+        "| run | stage | status | stage s | train s | steps | features | precision |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    computed = {row["stage"] for row in report["costs"] if row["status"] == "completed"}
+    listed = set()
+    for row in report["costs"]:
+        if row["status"] != "completed" and (row["stage"] in computed or row["stage"] in listed):
+            continue
+        listed.add(row["stage"])
+        lines.append(
+            f"| {row['run']} | {row['stage']} | {row['status']} | {_number(row['seconds'], '.0f')} | "
+            f"{_number(row['train_seconds'], '.0f')} | {_number(row['train_steps'], 'd')} | "
+            f"{_number(row['train_features'], ',d')} | {row['precision'] or ''} |"
+        )
+    ratios = report["intermediate_over_prediction"]
+    lines += [
+        "",
+        "Intermediate-layer over prediction-layer training time (same data, same epochs): "
+        + (", ".join(f"{student} {ratio:.2f}x" for student, ratio in ratios.items()) or "all cached")
+        + ".",
+        "",
+        f"The exported final student (`{report['final_student']}`) answering the first evaluation questions through "
+        "`distill.qa.answer` at its tuned threshold:",
+        "",
+        "| question | gold | answer | null odds |",
+        "|---|---|---|---:|",
+    ]
+    for item in report["final_student_answers"]:
+        gold = " / ".join(sorted(set(item["gold"]))) or "(no answer)"
+        lines.append(f"| {item['question']} | {gold} | {item['answer'] or '(no answer)'} | {item['null_odds']:+.2f} |")
+    lines += [
         "",
         f"Reference (Haystack guide, GPU, full SQuAD): prediction-layer F1 lift {HAYSTACK['prediction_layer_lift']}, "
         f"with intermediate-layer {HAYSTACK['intermediate_layer_lift']}.",
