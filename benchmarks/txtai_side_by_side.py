@@ -8,16 +8,22 @@ written once) and score the full 872-sentence dev set.
 
 - **txtai 9.14** runs in a virtual environment this benchmark makes for it (`<artifacts>/
   txtai-venv`: torch pinned as the project pins it, the project's transformers version,
-  txtai from the registry), so it stays out of distill's dependencies. As txtai ships it:
-  fp32, the teacher run forward at every distillation step, tokenised and padded per
-  1,000-row chunk.
+  txtai and accelerate from the registry), so it stays out of distill's dependencies. As
+  txtai ships it: fp32, the teacher run forward at every distillation step; the rows are
+  handed over as a list, which txtai tokenises in one call padded to the longest row (with
+  a `datasets.Dataset` it would pad per 1,000-row chunk instead).
 - **distill** runs the same two steps as one `progressive_distillation` flow on a fresh
   artifact root (nothing cached), once at `precision: auto` (bf16 autocast on a CPU with
   AVX512-BF16 or AMX, else fp32) and once at fp32, so the precision and the engineering
   (one cached teacher pass, per-batch padding) can be told apart.
 
-Each step's time is its wall time end to end (model load, tokenisation, training, save);
-the flow's evaluation stages are not counted, and txtai's dev scoring runs after its timer.
+What each timer holds: txtai, the `HFTrainer` call (model load, tokenisation, training,
+save; building the student folder from the teacher's layers is outside it); distill, the
+stage's own `stage_seconds` (the same work, plus the student's layer selection and, for
+the L3 step, the one teacher pass over the training set), without the flow's cache-key
+hashing and Prefect task overhead (about 1-2% of a chain) and without evaluation stages.
+txtai's dev scoring runs after its timer. The `auto` run goes first and pays any first-call
+costs of the process. Reuse `--artifacts` to build txtai's environment once.
 Target (issue 18): distill's time over txtai's ≤ 0.5x for each step.
 
     DISTILL_DATA_DIR=../shared/data python benchmarks/txtai_side_by_side.py --profile full   # ~20 min on 2 cores

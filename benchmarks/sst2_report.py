@@ -1,0 +1,244 @@
+"""The SST-2 chain benchmark's report: per-seed accuracies, lifts over the twins, targets, costs, markdown.
+
+Split from `sst2_chain.py` (which runs the flows) so a report can be rebuilt from saved runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from common import machine, machine_line, today
+
+# Issue #8's measurements of txtai 9.14 on this machine class (CPU), and txtai's article (GPU, hub models).
+TXTAI_MEASURED = {"teacher": 0.833, "l3": 0.791, "l3-baseline": 0.803, "l1": 0.766, "l1-baseline": 0.763}
+TXTAI_ARTICLE = {"chain": "0.875 -> 0.833 -> 0.809", "without_distillation": 0.802}
+# Issue 18's targets: teacher dev accuracy; mean lift over the twin (points); L3 distance to the teacher (points).
+TARGETS = {"teacher_accuracy": 0.88, "lift_points": 1.0, "l3_within_points": 1.5}
+
+
+def report_of(parts: list[dict[str, Any]], wall_seconds: float) -> dict[str, Any]:
+    """One report from the runs of one or more processes (`--merge`): per-seed accuracies, lifts, txtai rows."""
+    runs = {name: run for part in parts for name, run in part["runs"].items()}
+    recipe = {int(name.removeprefix("recipe-seed")): run for name, run in runs.items() if name.startswith("recipe")}
+    # The settings (and the T and w chosen) of a process that ran the recipe, not of a txtai-only one.
+    ran_recipe = [part for part in parts if any(name.startswith("recipe") for name in part["runs"])]
+    settings = (ran_recipe or parts)[0]["settings"] | {"seeds": sorted(recipe)}
+    profile = parts[0]["profile"]
+    summary = summarise_recipe(dict(sorted(recipe.items())))
+    return {
+        "benchmark": "sst2_chain",
+        "profile": profile,
+        "date": today(),
+        "command": f"DISTILL_DATA_DIR=../shared/data python benchmarks/sst2_chain.py --profile {profile} "
+        "--artifacts /tmp/sst2",
+        "settings": settings,
+        "machine": machine(),
+        "wall_seconds": round(wall_seconds, 1),
+        "run_seconds": {name: run.get("seconds") for name, run in runs.items()},
+        "recipe": summary,
+        "targets": targets(summary),
+        "sweep": runs["sweep"]["sweeps"] if "sweep" in runs else [],
+        "costs": costs(runs),
+        "txtai_setting": summarise_txtai(runs["txtai-setting"]) if "txtai-setting" in runs else None,
+        "runs": runs,
+    }
+
+
+# Each distilled model and the no-distillation twin it is judged against.
+RECIPE_PAIRS = {"l3": "l3-baseline", "l1": "l1-direct-baseline", "l1-direct": "l1-direct-baseline"}
+
+
+def summarise_recipe(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Per model: accuracy per seed, mean and spread; per distilled model: lift over its twin per seed."""
+    seeds = sorted(runs)
+    models = list(next(iter(runs.values()))["rows"])
+    summary: dict[str, Any] = {}
+    for model in models:
+        rows = [runs[seed]["rows"][model] for seed in seeds]
+        scores = [row["accuracy"] for row in rows]
+        entry = {
+            "accuracy": dict(zip(seeds, scores, strict=True)),
+            "mean": round(statistics.fmean(scores), 4),
+            "sd": round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0,
+            "validation_accuracy": [row.get("validation_accuracy") for row in rows],
+            "parameters": rows[0]["parameters"],
+            "size_on_disk_mb": rows[0].get("size_on_disk_mb"),
+            "latency_p50_ms": [row["latency_p50_ms"] for row in rows],
+        }
+        if model in RECIPE_PAIRS:
+            twin = RECIPE_PAIRS[model]
+            lifts = [round(runs[s]["rows"][model]["accuracy"] - runs[s]["rows"][twin]["accuracy"], 4) for s in seeds]
+            entry.update(
+                twin=twin,
+                lift=dict(zip(seeds, lifts, strict=True)),
+                lift_mean=round(statistics.fmean(lifts), 4),
+                beats_twin_every_seed=all(lift > 0 for lift in lifts),
+            )
+        summary[model] = entry
+    return summary
+
+
+def targets(summary: dict[str, Any]) -> dict[str, bool]:
+    teacher = summary["teacher"]["mean"]
+    met = {f"teacher dev accuracy >= {TARGETS['teacher_accuracy']}": teacher >= TARGETS["teacher_accuracy"]}
+    for model in RECIPE_PAIRS:
+        if model in summary:
+            entry = summary[model]
+            met[f"{model} beats its twin on every seed"] = entry["beats_twin_every_seed"]
+            met[f"{model} mean lift >= +{TARGETS['lift_points']:g} point"] = (
+                entry["lift_mean"] * 100 >= TARGETS["lift_points"] - 1e-9
+            )
+    if "l3" in summary:
+        met[f"l3 within {TARGETS['l3_within_points']:g} points of the teacher"] = (
+            teacher - summary["l3"]["mean"]
+        ) * 100 <= TARGETS["l3_within_points"]
+    return met
+
+
+def costs(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each stage a run computed (cached ones belong to the run that computed them): seconds and precision."""
+    rows = []
+    for run, chain in runs.items():
+        for name, stage in chain.get("stages", {}).items():
+            if stage["status"] != "completed":
+                continue
+            metrics = stage["metrics"]
+            rows.append(
+                {
+                    "run": run,
+                    "stage": name,
+                    "seconds": metrics.get("stage_seconds"),
+                    "train_seconds": metrics.get("train_runtime_seconds"),
+                    "train_steps": metrics.get("train_steps"),
+                    "precision": metrics.get("precision"),
+                }
+            )
+    return rows
+
+
+def summarise_txtai(run: dict[str, Any]) -> dict[str, Any]:
+    rows = run["rows"]
+    return {
+        model: {"accuracy": rows[model]["accuracy"], "txtai_measured": TXTAI_MEASURED.get(model)}
+        for model in ("teacher", "l3", "l3-baseline", "l1", "l1-baseline")
+    } | {"train_seconds": run["train_seconds"]}
+
+
+LABELS = {
+    "teacher": "teacher (fine-tuned)",
+    "l3": "L3, distilled from the teacher",
+    "l3-baseline": "L3, labels only",
+    "l1": "L1, distilled from L3 (progressive)",
+    "l1-direct": "L1, distilled from the teacher (direct)",
+    "l1-direct-baseline": "L1, labels only",
+}
+
+
+def _number(value: Any, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _ratio_line(report: dict[str, Any]) -> str:
+    by_run: dict[tuple[str, str], dict[str, Any]] = {(row["run"], row["stage"]): row for row in report["costs"]}
+    ratios = []
+    for (run, stage), row in by_run.items():
+        if stage.startswith("intermediate_"):
+            prediction = by_run.get((run, stage.replace("intermediate_", "distill_", 1)))
+            if prediction and row["train_seconds"] and prediction["train_seconds"]:
+                ratios.append(f"{run} {stage.removeprefix('intermediate_')} "
+                              f"{row['train_seconds'] / prediction['train_seconds']:.2f}x")  # fmt: skip
+    return ", ".join(ratios) or "none computed in this process"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    s, recipe = report["settings"], report["recipe"]
+    seeds = list(next(iter(recipe.values()))["accuracy"])
+    kd = s["kd_chosen"]
+    lines = [
+        f"### SST-2: students with TinyBERT's recipe beside their labels-only twins, profile `{report['profile']}` "
+        f"({report['date']})",
+        "",
+        f"`{report['command']}`; wall time {report['wall_seconds'] / 60:.1f} min. {machine_line(report['machine'])}",
+        "",
+        f"Teacher: {s['teacher']}, {s['teacher_epochs']:g} epoch(s) on "
+        f"{'the whole training file' if s['teacher_rows'] is None else str(s['teacher_rows']) + ' rows'} less a "
+        f"{s['validation_fraction']:g} validation share (by distinct text; {s['max_validation_samples']} of it "
+        f"scored). Students: a seeded sample of {s['train_rows']} rows, augmented x{s['augmentation_factor']} "
+        f"(GloVe neighbours), intermediate then prediction layer, each step L3 1 epoch at lr {s['l3_lr']:g}, L1 "
+        f"{s['l1_epochs']:g} epoch(s) at lr {s['l1_lr']:g}; T = {kd.get('temperature'):g}, w = "
+        f"{kd.get('loss_weight'):g} ({'chosen on validation by the sweep' if s.get('sweep') else 'as configured'}); "
+        f"max length {s['max_seq_length']}, batch "
+        f"{s['batch_size']}; seeds {seeds}. Twins: the same students, sample, schedule and seed on labels only.",
+        "",
+        "| model | parameters | "
+        + " | ".join(f"seed {seed}" for seed in seeds)
+        + " | mean ± sd | lift over labels-only twin, points (per seed) | beats twin every seed |",
+        "|---|---:|" + "---:|" * len(seeds) + "---:|---|---|",
+    ]
+    for model, entry in recipe.items():
+        per_seed = " | ".join(f"{entry['accuracy'][seed]:.4f}" for seed in seeds)
+        lift = ""
+        if "lift" in entry:
+            lift = f"{entry['lift_mean'] * 100:+.2f} ({', '.join(f'{v * 100:+.2f}' for v in entry['lift'].values())})"
+        beats = "" if "lift" not in entry else ("yes" if entry["beats_twin_every_seed"] else "**no**")
+        lines.append(
+            f"| {LABELS.get(model, model)} | {entry['parameters'] / 1e6:.1f}M | {per_seed} | "
+            f"{entry['mean']:.4f} ± {entry['sd']:.4f} | {lift} | {beats} |"
+        )
+    lines += ["", "Targets (issue 18): " + "; ".join(
+        f"{name}: **{'met' if met else 'missed'}**" for name, met in report["targets"].items()) + ".", ""]  # fmt: skip
+    if report["sweep"]:
+        keys = [k for k in report["sweep"][-1] if k.startswith("prediction_layer.")]
+        lines += [
+            "Sweep (first seed, L3's prediction layer, chosen on validation accuracy):",
+            "",
+            "| trial | " + " | ".join(k.removeprefix("prediction_layer.") for k in keys) + " | validation accuracy "
+            "| chosen |",
+            "|---|" + "---:|" * len(keys) + "---:|---|",
+        ]
+        for row in report["sweep"]:
+            value = row.get("validation_accuracy")
+            lines.append(
+                f"| {row['trial']} | "
+                + " | ".join(f"{row.get(k, '')}" for k in keys)
+                + f" | {value:.4f} | {'yes' if row.get('chosen') else ''} |"
+                if isinstance(value, float)
+                else f"| {row['trial']} | " + " | " * len(keys) + " |  |"
+            )
+        lines.append("")
+    lines += [
+        "Stages this process computed (cached ones are left out):",
+        "",
+        "| run | stage | seconds | train seconds | steps | precision |",
+        "|---|---|---:|---:|---:|---|",
+        *(
+            f"| {row['run']} | {row['stage']} | {row['seconds']:.0f} | {_number(row['train_seconds'], '.0f')} | "
+            f"{row['train_steps'] or ''} | {row['precision'] or ''} |"
+            for row in report["costs"]
+            if row["seconds"] is not None
+        ),
+        "",
+        f"Intermediate over prediction-layer training time (same data and epochs): {_ratio_line(report)}.",
+        "",
+    ]
+    txtai = report["txtai_setting"]
+    if txtai:
+        lines += [
+            "**txtai's setting** (its own teacher on the same rows, T = 1, w = 1, 1 epoch, lr 5e-5, no warm-up or "
+            "weight decay; one seed), beside txtai 9.14 measured on this machine class (issue #8) and txtai's "
+            f"article (GPU, hub models: {TXTAI_ARTICLE['chain']}, {TXTAI_ARTICLE['without_distillation']} without "
+            "distillation):",
+            "",
+            "| model | distill | txtai 9.14 |",
+            "|---|---:|---:|",
+        ]
+        names = {"l1-baseline": "L1, labels only (layer 0 of the distilled L3)"}
+        for model in ("teacher", "l3", "l3-baseline", "l1", "l1-baseline"):
+            row = txtai[model]
+            lines.append(
+                f"| {names.get(model, LABELS.get(model, model))} | {row['accuracy']:.4f} | "
+                f"{row['txtai_measured'] if row['txtai_measured'] is not None else ''} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
