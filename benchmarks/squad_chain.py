@@ -29,7 +29,8 @@ no-answer odds, at threshold 0 and at the threshold tuned on the validation arti
     DISTILL_DATA_DIR=../shared/data python benchmarks/squad_chain.py --profile full --artifacts /tmp/squad
     python benchmarks/squad_chain.py --profile quick   # generated data, tiny model, ~2.5 min
 
-The final student then answers the first evaluation questions through `distill.qa.answer`.
+The recipe's students, exported as plain Hugging Face folders (L1 as the run's `final-student/`,
+L3 as `l3-student/` beside it), then answer evaluation questions through `distill.qa.answer`.
 Writes `benchmarks/results/squad_chain-<profile>.json` and `.md`.
 """
 
@@ -44,7 +45,7 @@ from common import machine, machine_line, run_chain, today, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 SQUAD_CONFIG = REPO / "configs" / "squad_v2.yaml"
-ANSWERED_QUESTIONS = 5  # eval questions the exported final student answers through distill.qa.answer
+ANSWERED_QUESTIONS = (4, 2)  # answerable, unanswerable eval questions the exported students answer
 
 # The Haystack distillation guide (GPU scale, full SQuAD): F1 lift over the no-distillation student.
 HAYSTACK = {
@@ -150,23 +151,24 @@ def build_configs(profile: str, root: Path) -> dict[str, Any]:
     return configs
 
 
-def _eval_questions(config: Any, count: int) -> list[dict[str, Any]]:
-    """The first `count` evaluation questions, read as the run reads them."""
+def _eval_questions(config: Any, answerable: int, unanswerable: int) -> list[dict[str, Any]]:
+    """The first answerable and unanswerable evaluation questions (file order), read as the run reads them."""
     from distill.data.task_data import load_qa_data
 
-    return load_qa_data(config.data, need_train=False).eval.examples()[:count]
+    examples = load_qa_data(config.data, need_train=False).eval.examples()
+    has = [e for e in examples if e["answers"]["text"]][:answerable]
+    return has + [e for e in examples if not e["answers"]["text"]][:unanswerable]
 
 
-def answer_with_final_student(report_dir: str, config: Any, threshold: float) -> list[dict[str, Any]]:
-    """The exported final student answers eval questions through `distill.qa.answer`, as a user would."""
+def answer_with(folder: Path, config: Any, threshold: float) -> list[dict[str, Any]]:
+    """An exported student answers eval questions through `distill.qa.answer`, as a user would."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from distill.qa.answer import answer_questions
 
-    folder = Path(report_dir) / "final-student"
     model = AutoModelForQuestionAnswering.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    examples = _eval_questions(config, ANSWERED_QUESTIONS)
+    examples = _eval_questions(config, *ANSWERED_QUESTIONS)
     answers = answer_questions(
         model,
         tokenizer,
@@ -184,6 +186,15 @@ def answer_with_final_student(report_dir: str, config: Any, threshold: float) ->
         }
         for example, answer in zip(examples, answers, strict=True)
     ]
+
+
+def exported_students(chain: dict[str, Any]) -> dict[str, Path]:
+    """The recipe run's students as plain HF folders: `final-student/` (l1, the chain's end), and l3 beside it."""
+    from distill.report_files import export_student
+
+    report_dir = Path(chain["report_dir"])
+    l3 = export_student(Path(chain["stages"]["distill_l3"]["uri"]) / "model", report_dir / "l3-student")
+    return {"l3 recipe": l3, "l1 recipe, progressive": report_dir / "final-student"}
 
 
 COLUMNS = (
@@ -286,9 +297,11 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
     table = _table(chains)
     costs = _costs(chains)
     recipe = configs["recipe"]
-    answers = answer_with_final_student(
-        chains["recipe"]["report_dir"], recipe, table["l1 recipe, progressive"]["tuned_null_threshold"]
-    )
+    students = exported_students(chains["recipe"])
+    answers = {
+        label: {"folder": str(folder), "answers": answer_with(folder, recipe, table[label]["tuned_null_threshold"])}
+        for label, folder in students.items()
+    }
     report = {
         "benchmark": "squad_chain",
         "profile": profile,
@@ -302,8 +315,7 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
         "targets": _targets(table),
         "costs": costs,
         "intermediate_over_prediction": _cost_ratios(costs),
-        "final_student": str(Path(chains["recipe"]["report_dir"]) / "final-student"),
-        "final_student_answers": answers,
+        "exported_students": answers,
         "haystack_gpu_reference": HAYSTACK,
     }
     write_results(report, markdown(report), output_dir)
@@ -388,15 +400,20 @@ def markdown(report: dict[str, Any]) -> str:
         + (", ".join(f"{student} {ratio:.2f}x" for student, ratio in ratios.items()) or "all cached")
         + ".",
         "",
-        f"The exported final student (`{report['final_student']}`) answering the first evaluation questions through "
-        "`distill.qa.answer` at its tuned threshold:",
-        "",
-        "| question | gold | answer | null odds |",
-        "|---|---|---|---:|",
     ]
-    for item in report["final_student_answers"]:
-        gold = " / ".join(sorted(set(item["gold"]))) or "(no answer)"
-        lines.append(f"| {item['question']} | {gold} | {item['answer'] or '(no answer)'} | {item['null_odds']:+.2f} |")
+    for label, exported in report["exported_students"].items():
+        lines += [
+            f"`{label}`, exported to `{exported['folder']}`, answering evaluation questions through "
+            "`distill.qa.answer.answer_questions` at its tuned threshold:",
+            "",
+            "| question | gold | answer | null odds |",
+            "|---|---|---|---:|",
+        ]
+        for item in exported["answers"]:
+            gold = " / ".join(sorted(set(item["gold"]) - {""})) or "(no answer)"
+            answer = item["answer"] or "(no answer)"
+            lines.append(f"| {item['question']} | {gold} | {answer} | {item['null_odds']:+.2f} |")
+        lines.append("")
     lines += [
         "",
         f"Reference (Haystack guide, GPU, full SQuAD): prediction-layer F1 lift {HAYSTACK['prediction_layer_lift']}, "
