@@ -152,3 +152,49 @@ def write_results(report: dict[str, Any], markdown: str, output_dir: Path) -> tu
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def stage_costs(chains: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each stage once (by its artifact, under the first run that used it), with the seconds recorded when it ran.
+
+    A cached stage's metrics are those of the run that computed it, so a re-run over a full cache reports the
+    same costs.
+    """
+    rows, seen = [], set()
+    for run, chain in chains.items():
+        for name, stage in chain.get("stages", {}).items():
+            if stage["uri"] in seen:
+                continue
+            seen.add(stage["uri"])
+            metrics = stage["metrics"]
+            rows.append(
+                {
+                    "run": run,
+                    "stage": name,
+                    "status": stage["status"],
+                    "seconds": metrics.get("stage_seconds"),
+                    "train_seconds": metrics.get("train_runtime_seconds"),
+                    "train_steps": metrics.get("train_steps"),
+                    "train_features": metrics.get("train_features") or metrics.get("train_samples"),
+                    "precision": metrics.get("precision"),
+                }
+            )
+    return rows
+
+
+def intermediate_ratios(costs: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """(run, student) -> intermediate-layer over prediction-layer training seconds (same data, same epochs)."""
+    by_stage = {(row["run"], row["stage"]): row for row in costs}
+    ratios = {}
+    for (run, name), row in by_stage.items():
+        if name.startswith("intermediate_"):
+            student = name.removeprefix("intermediate_")
+            prediction = by_stage.get((run, f"distill_{student}"))
+            if prediction and row["train_seconds"] and prediction["train_seconds"]:
+                ratios[(run, student)] = round(row["train_seconds"] / prediction["train_seconds"], 2)
+    return ratios
+
+
+def number(value: Any, spec: str) -> str:
+    """A markdown cell: the number formatted, or empty for anything else (None, text, booleans)."""
+    return format(value, spec) if isinstance(value, int | float) and not isinstance(value, bool) else ""

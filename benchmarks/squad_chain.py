@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import common
-from common import machine, machine_line, run_chain, today, write_results
+from common import intermediate_ratios, machine, machine_line, number, run_chain, stage_costs, today, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 SQUAD_CONFIG = REPO / "configs" / "squad_v2.yaml"
@@ -231,47 +231,6 @@ def _table(chains: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return table
 
 
-def _costs(chains: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each stage once (by its artifact, under the first run that used it), with the seconds recorded when it ran.
-
-    A cached stage's metrics are those of the run that computed it, so a re-run over a full cache reports the
-    same costs.
-    """
-    rows, seen = [], set()
-    for run, chain in chains.items():
-        for name, stage in chain["stages"].items():
-            if stage["uri"] in seen:
-                continue
-            seen.add(stage["uri"])
-            metrics = stage["metrics"]
-            rows.append(
-                {
-                    "run": run,
-                    "stage": name,
-                    "status": stage["status"],
-                    "seconds": metrics.get("stage_seconds"),
-                    "train_seconds": metrics.get("train_runtime_seconds"),
-                    "train_steps": metrics.get("train_steps"),
-                    "train_features": metrics.get("train_features") or metrics.get("train_samples"),
-                    "precision": metrics.get("precision"),
-                }
-            )
-    return rows
-
-
-def _cost_ratios(costs: list[dict[str, Any]]) -> dict[str, float]:
-    """Intermediate-layer over prediction-layer training seconds, per student (same data, same epochs)."""
-    computed = {(row["run"], row["stage"]): row for row in costs}
-    ratios = {}
-    for (run, name), row in computed.items():
-        if name.startswith("intermediate_"):
-            student = name.removeprefix("intermediate_")
-            prediction = computed.get((run, f"distill_{student}"))
-            if prediction and row["train_seconds"] and prediction["train_seconds"]:
-                ratios[student] = round(row["train_seconds"] / prediction["train_seconds"], 2)
-    return ratios
-
-
 def _targets(table: dict[str, dict[str, Any]]) -> dict[str, bool]:
     """Issue 18's targets, all at the no-answer threshold each model's validation articles chose (`tuned_*`)."""
     teacher = table["teacher"]
@@ -295,7 +254,7 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
     configs = build_configs(profile, root)
     chains = {run: run_chain(config) for run, config in configs.items()}
     table = _table(chains)
-    costs = _costs(chains)
+    costs = stage_costs(chains)
     recipe = configs["recipe"]
     students = exported_students(chains["recipe"])
     answers = {
@@ -318,16 +277,12 @@ def run(profile: str, output_dir: Path, root: Path) -> dict[str, Any]:
         "stage_seconds_without_teacher": sum(
             row["seconds"] or 0 for row in costs if row["stage"] not in ("finetune_teacher", "evaluate_teacher")
         ),
-        "intermediate_over_prediction": _cost_ratios(costs),
+        "intermediate_over_prediction": {student: ratio for (_, student), ratio in intermediate_ratios(costs).items()},
         "exported_students": answers,
         "haystack_gpu_reference": HAYSTACK,
     }
     write_results(report, markdown(report), output_dir)
     return report
-
-
-def _number(value: Any, spec: str) -> str:
-    return format(value, spec) if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
 def _split(data: dict[str, Any]) -> str:
@@ -371,13 +326,13 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for label, row in report["table"].items():
         lines.append(
-            f"| {label} | {row['what']} | {_number(row['exact'], '.2f')} | {_number(row['f1'], '.2f')} | "
-            f"{_number(row['HasAns_f1'], '.2f')} | {_number(row['NoAns_f1'], '.2f')} | "
-            f"{_number(row['tuned_null_threshold'], '+.2f')} | {_number(row['tuned_exact'], '.2f')} | "
-            f"{_number(row['tuned_f1'], '.2f')} | {_number(row['tuned_HasAns_f1'], '.2f')} | "
-            f"{_number(row.get('f1_lift'), '+.2f')} | {_number(row.get('tuned_f1_lift'), '+.2f')} | "
-            f"{_number(row['parameters'], ',d')} | {_number(row['size_on_disk_mb'], '.1f')} | "
-            f"{_number(row['latency_p50_ms'], '.2f')} |"
+            f"| {label} | {row['what']} | {number(row['exact'], '.2f')} | {number(row['f1'], '.2f')} | "
+            f"{number(row['HasAns_f1'], '.2f')} | {number(row['NoAns_f1'], '.2f')} | "
+            f"{number(row['tuned_null_threshold'], '+.2f')} | {number(row['tuned_exact'], '.2f')} | "
+            f"{number(row['tuned_f1'], '.2f')} | {number(row['tuned_HasAns_f1'], '.2f')} | "
+            f"{number(row.get('f1_lift'), '+.2f')} | {number(row.get('tuned_f1_lift'), '+.2f')} | "
+            f"{number(row['parameters'], ',d')} | {number(row['size_on_disk_mb'], '.1f')} | "
+            f"{number(row['latency_p50_ms'], '.2f')} |"
         )
     lines += [
         "",
@@ -395,9 +350,9 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for row in report["costs"]:
         lines.append(
-            f"| {row['run']} | {row['stage']} | {row['status']} | {_number(row['seconds'], '.0f')} | "
-            f"{_number(row['train_seconds'], '.0f')} | {_number(row['train_steps'], 'd')} | "
-            f"{_number(row['train_features'], ',d')} | {row['precision'] or ''} |"
+            f"| {row['run']} | {row['stage']} | {row['status']} | {number(row['seconds'], '.0f')} | "
+            f"{number(row['train_seconds'], '.0f')} | {number(row['train_steps'], 'd')} | "
+            f"{number(row['train_features'], ',d')} | {row['precision'] or ''} |"
         )
     ratios = report["intermediate_over_prediction"]
     lines += [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from common import machine, machine_line, today
+from common import intermediate_ratios, machine, machine_line, number, stage_costs, today
 
 # Issue #8's measurements of txtai 9.14 on this machine class (CPU), and txtai's article (GPU, hub models).
 TXTAI_MEASURED = {"teacher": 0.833, "l3": 0.791, "l3-baseline": 0.803, "l1": 0.766, "l1-baseline": 0.763}
@@ -39,7 +39,7 @@ def report_of(parts: list[dict[str, Any]], wall_seconds: float) -> dict[str, Any
         "recipe": summary,
         "targets": targets(summary),
         "sweep": runs["sweep"]["sweeps"] if "sweep" in runs else [],
-        "costs": costs(runs),
+        "costs": [row for row in stage_costs(runs) if row["status"] == "completed"],
         "txtai_setting": summarise_txtai(runs["txtai-setting"]) if "txtai-setting" in runs else None,
         "runs": runs,
     }
@@ -96,27 +96,6 @@ def targets(summary: dict[str, Any]) -> dict[str, bool]:
     return met
 
 
-def costs(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each stage a run computed (cached ones belong to the run that computed them): seconds and precision."""
-    rows = []
-    for run, chain in runs.items():
-        for name, stage in chain.get("stages", {}).items():
-            if stage["status"] != "completed":
-                continue
-            metrics = stage["metrics"]
-            rows.append(
-                {
-                    "run": run,
-                    "stage": name,
-                    "seconds": metrics.get("stage_seconds"),
-                    "train_seconds": metrics.get("train_runtime_seconds"),
-                    "train_steps": metrics.get("train_steps"),
-                    "precision": metrics.get("precision"),
-                }
-            )
-    return rows
-
-
 def summarise_txtai(run: dict[str, Any]) -> dict[str, Any]:
     rows = run["rows"]
     return {
@@ -135,20 +114,11 @@ LABELS = {
 }
 
 
-def _number(value: Any, spec: str) -> str:
-    return "" if value is None else format(value, spec)
-
-
 def _ratio_line(report: dict[str, Any]) -> str:
-    by_run: dict[tuple[str, str], dict[str, Any]] = {(row["run"], row["stage"]): row for row in report["costs"]}
-    ratios = []
-    for (run, stage), row in by_run.items():
-        if stage.startswith("intermediate_"):
-            prediction = by_run.get((run, stage.replace("intermediate_", "distill_", 1)))
-            if prediction and row["train_seconds"] and prediction["train_seconds"]:
-                ratios.append(f"{run} {stage.removeprefix('intermediate_')} "
-                              f"{row['train_seconds'] / prediction['train_seconds']:.2f}x")  # fmt: skip
-    return ", ".join(ratios) or "none computed in this process"
+    ratios = intermediate_ratios(report["costs"])
+    return ", ".join(f"{run} {student} {ratio:.2f}x" for (run, student), ratio in ratios.items()) or (
+        "none computed in this process"
+    )
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -213,7 +183,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| run | stage | seconds | train seconds | steps | precision |",
         "|---|---|---:|---:|---:|---|",
         *(
-            f"| {row['run']} | {row['stage']} | {row['seconds']:.0f} | {_number(row['train_seconds'], '.0f')} | "
+            f"| {row['run']} | {row['stage']} | {row['seconds']:.0f} | {number(row['train_seconds'], '.0f')} | "
             f"{row['train_steps'] or ''} | {row['precision'] or ''} |"
             for row in report["costs"]
             if row["seconds"] is not None
