@@ -195,7 +195,8 @@ def markdown(report: dict[str, Any]) -> str:
     txtai = report["txtai_setting"]
     if txtai:
         lines += [
-            "**txtai's setting** (its own teacher on the same rows, T = 1, w = 1, 1 epoch, lr 5e-5, no warm-up or "
+            f"**txtai's setting** (a teacher of its own and both students on a seeded sample of "
+            f"{s.get('txtai_rows', s['train_rows'])} rows, T = 1, w = 1, 1 epoch, lr 5e-5, no warm-up or "
             "weight decay; one seed), beside txtai 9.14 measured on this machine class (issue #8) and txtai's "
             f"article (GPU, hub models: {TXTAI_ARTICLE['chain']}, {TXTAI_ARTICLE['without_distillation']} without "
             "distillation):",
