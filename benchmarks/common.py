@@ -27,16 +27,23 @@ def _version(package: str) -> str | None:
         return None
 
 
+_SPEED_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+
+
 def machine() -> dict[str, Any]:
     """CPU, cores, memory, GPU and the versions that decide speed and numerics."""
-    cpu = "unknown"
+    cpu, cpu_detail = "unknown", None
     try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
+        fields: dict[str, str] = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        cpu = fields.get("model name", cpu)
+        # "AMD EPYC" alone names Zen 3 and Zen 5 alike; the family and the bf16 units decide speed and precision.
+        flags = set(fields.get("flags", "").split())
+        units = [name for flag, name in _SPEED_FLAGS.items() if flag in flags] or ["no AVX2"]
+        cpu_detail = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}; {', '.join(units)}"
+    except OSError:
         pass
     memory_gb = None
     try:
@@ -52,6 +59,7 @@ def machine() -> dict[str, Any]:
 
     return {
         "cpu": cpu,
+        "cpu_detail": cpu_detail,
         "cores": os.cpu_count(),
         "memory_gb": memory_gb,
         "torch_threads": torch.get_num_threads(),
@@ -63,8 +71,9 @@ def machine() -> dict[str, Any]:
 
 def machine_line(m: dict[str, Any]) -> str:
     """The machine in one markdown line."""
+    cpu = f"{m['cpu']} ({m['cpu_detail']})" if m.get("cpu_detail") else m["cpu"]
     return (
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, GPU {m['gpu'] or 'none'}; "
+        f"Machine: {cpu}, {m['cores']} cores, {m['memory_gb']} GB, GPU {m['gpu'] or 'none'}; "
         f"Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, prefect {m['prefect']}."
     )
 

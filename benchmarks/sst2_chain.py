@@ -215,6 +215,38 @@ def _recipe_stages(profile: Profile, kd: dict[str, float], *, sweep: bool) -> li
     ]
 
 
+def twin_epochs(profile: Profile, student_epochs: float) -> float:
+    """Epochs over the labelled sample that give a twin as many optimizer steps as its distilled student.
+
+    The student trains `student_epochs` in each of two steps (intermediate, prediction layer) over the
+    augmented file: the sample plus `factor` copies of each row.
+    """
+    return 2 * (1 + profile.augmentation_factor) * student_epochs
+
+
+def _step_matched_twins(profile: Profile) -> list[dict[str, Any]]:
+    """L3 and L1 on labels alone (w = 0 is exactly plain fine-tuning), as many steps as their distilled students.
+
+    `baseline: true` twins train the prediction step's schedule on the labelled sample only: a sixth of the
+    updates a distilled student gets here. These take the distilled student's whole step count, so a lift is
+    not merely more training.
+    """
+
+    def twin(name: str, layers: list[int], epochs: float, lr: float) -> dict[str, Any]:
+        return {
+            "name": name,
+            "teacher": "original",
+            "student": {"layers": layers},
+            "prediction_layer": {"temperature": 1.0, "loss_weight": 0.0,
+                                 "training": _training(twin_epochs(profile, epochs), lr, profile.batch_size)},
+        }  # fmt: skip
+
+    return [
+        twin("l3-steps", profile.l3_layers, 1, profile.l3_lr),
+        twin("l1-steps", [0], profile.l1_epochs, profile.l1_lr),
+    ]
+
+
 def _txtai_stages(profile: Profile) -> list[dict[str, Any]]:
     """txtai's `distillation=(1.0, 1.0)`: T = 1, soft targets only, HF Trainer defaults, 1 epoch; L1 from L3."""
     kd = {"temperature": 1.0, "loss_weight": 1.0}
@@ -250,7 +282,7 @@ def run(
     *,
     seeds: list[int] | None = None,
     teacher_dir: Path | None = None,
-    parts: tuple[str, ...] = ("recipe", "txtai"),
+    parts: tuple[str, ...] = ("recipe", "twins", "txtai"),
 ) -> dict[str, Any]:
     """The flow runs of `parts`; their results under `runs` (see `report_of`)."""
     if profile_name == "full":
@@ -258,8 +290,8 @@ def run(
     profile = _profiles(os.environ.get("DISTILL_DATA_DIR"))[profile_name]
     runs: dict[str, dict[str, Any]] = {}
     kd: dict[str, float] = dict(profile.kd)
-    if "recipe" in parts:
-        if teacher_dir is None:
+    if {"recipe", "twins"} & set(parts):
+        if teacher_dir is None:  # from the cache after the first process
             training = _training(profile.teacher_epochs, profile.teacher_lr, profile.batch_size)
             runs["teacher"] = chain = run_chain(
                 _config(
@@ -275,6 +307,7 @@ def run(
             teacher_dir = Path(chain["stages"]["finetune_teacher"]["uri"]) / "model"
         teacher = {"model": str(teacher_dir), "finetuned": True}
         data = _data(profile, rows=profile.train_rows, validation=True)
+    if "recipe" in parts:
         if profile.sweep:  # L3 alone, on the first seed; a later process reads the choice from the cache
             [l3, *_] = _recipe_stages(profile, kd, sweep=True)
             runs["sweep"] = chain = run_chain(
@@ -293,6 +326,11 @@ def run(
                     data=data,
                     augmentation=True,
                 )
+            )
+    if "twins" in parts:  # after the recipe: a process cut short has the recipe's table first
+        for seed in seeds or profile.seeds:
+            runs[f"twins-seed{seed}"] = run_chain(
+                _config(profile, root, f"sst2-twins-seed{seed}", seed, teacher, _step_matched_twins(profile), data=data)
             )
     if "txtai" in parts:
         epochs = 1 if profile.teacher == "minilm" else profile.teacher_epochs  # txtai: 1 epoch
@@ -328,7 +366,7 @@ def main() -> None:
         "and a last run over all seeds reports from the cache.",
     )
     parser.add_argument("--teacher", type=Path, default=None, help="A fine-tuned teacher folder to reuse as is.")
-    parser.add_argument("--part", choices=("recipe", "txtai"), action="append", help="Run only these parts.")
+    parser.add_argument("--part", choices=("recipe", "twins", "txtai"), action="append", help="Run only these parts.")
     parser.add_argument(
         "--merge", nargs="+", default=None, help="Report from earlier processes' .part.json files instead of running."
     )
@@ -341,7 +379,7 @@ def main() -> None:
     else:
         root = args.artifacts or Path(tempfile.mkdtemp(prefix="distill-sst2-chain-"))
         parts = [run(args.profile, root, seeds=args.seeds, teacher_dir=args.teacher,
-                     parts=tuple(args.part or ("recipe", "txtai")))]  # fmt: skip
+                     parts=tuple(args.part or ("recipe", "twins", "txtai")))]  # fmt: skip
         wall = time.perf_counter() - started
     if args.part and not args.merge:  # a share of the work: keep its runs for a later --merge
         parts[0]["wall_seconds"] = round(wall, 1)
