@@ -45,6 +45,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,17 +284,31 @@ def run(
     seeds: list[int] | None = None,
     teacher_dir: Path | None = None,
     parts: tuple[str, ...] = ("recipe", "twins", "txtai"),
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """The flow runs of `parts`; their results under `runs` (see `report_of`)."""
+    """The flow runs of `parts`; their results under `runs` (see `report_of`), passed to `progress` after each run.
+
+    Each seed's twins run right after its recipe, so a profile cut short still has whole seeds.
+    """
     if profile_name == "full":
         common.data_dir("SST-2")  # exits with how to set it
     profile = _profiles(os.environ.get("DISTILL_DATA_DIR"))[profile_name]
     runs: dict[str, dict[str, Any]] = {}
     kd: dict[str, float] = dict(profile.kd)
+
+    def result() -> dict[str, Any]:
+        return {"profile": profile_name, "settings": asdict(profile) | {"kd_chosen": kd}, "runs": runs}
+
+    def finished(name: str, chain: dict[str, Any]) -> dict[str, Any]:
+        runs[name] = chain
+        if progress is not None:
+            progress(result())
+        return chain
+
     if {"recipe", "twins"} & set(parts):
         if teacher_dir is None:  # from the cache after the first process
             training = _training(profile.teacher_epochs, profile.teacher_lr, profile.batch_size)
-            runs["teacher"] = chain = run_chain(
+            chain = finished("teacher", run_chain(
                 _config(
                     profile,
                     root,
@@ -303,39 +318,34 @@ def run(
                     [],
                     data=_data(profile, rows=profile.teacher_rows, validation=True),
                 )
-            )
+            ))  # fmt: skip
             teacher_dir = Path(chain["stages"]["finetune_teacher"]["uri"]) / "model"
         teacher = {"model": str(teacher_dir), "finetuned": True}
         data = _data(profile, rows=profile.train_rows, validation=True)
     if "recipe" in parts:
         if profile.sweep:  # L3 alone, on the first seed; a later process reads the choice from the cache
             [l3, *_] = _recipe_stages(profile, kd, sweep=True)
-            runs["sweep"] = chain = run_chain(
+            chain = run_chain(
                 _config(profile, root, "sst2-sweep", profile.seeds[0], teacher, [l3], data=data, augmentation=True)
             )
             kd |= chosen_settings(chain)
-        for seed in seeds or profile.seeds:  # the first seed's L3 is the chosen trial, from the cache
-            runs[f"recipe-seed{seed}"] = run_chain(
-                _config(
-                    profile,
-                    root,
-                    f"sst2-recipe-seed{seed}",
-                    seed,
-                    teacher,
-                    _recipe_stages(profile, kd, sweep=False),
-                    data=data,
-                    augmentation=True,
-                )
-            )
-    if "twins" in parts:  # after the recipe: a process cut short has the recipe's table first
-        for seed in seeds or profile.seeds:
-            runs[f"twins-seed{seed}"] = run_chain(
-                _config(profile, root, f"sst2-twins-seed{seed}", seed, teacher, _step_matched_twins(profile), data=data)
-            )
+            finished("sweep", chain)
+    for seed in seeds or profile.seeds:
+        if "recipe" in parts:  # the first seed's L3 is the sweep's chosen trial, from the cache
+            stages = _recipe_stages(profile, kd, sweep=False)
+            name = f"sst2-recipe-seed{seed}"
+            finished(f"recipe-seed{seed}", run_chain(
+                _config(profile, root, name, seed, teacher, stages, data=data, augmentation=True)
+            ))  # fmt: skip
+        if "twins" in parts:
+            twins = _step_matched_twins(profile)
+            finished(f"twins-seed{seed}", run_chain(
+                _config(profile, root, f"sst2-twins-seed{seed}", seed, teacher, twins, data=data)
+            ))  # fmt: skip
     if "txtai" in parts:
         epochs = 1 if profile.teacher == "minilm" else profile.teacher_epochs  # txtai: 1 epoch
         teacher_training = _training(epochs, profile.teacher_lr, profile.batch_size, hf_defaults=True)
-        runs["txtai-setting"] = run_chain(
+        finished("txtai-setting", run_chain(
             _config(
                 profile,
                 root,
@@ -345,8 +355,8 @@ def run(
                 _txtai_stages(profile),
                 data=_data(profile, rows=profile.txtai_rows, validation=False),
             )
-        )
-    return {"profile": profile_name, "settings": asdict(profile) | {"kd_chosen": kd}, "runs": runs}
+        ))  # fmt: skip
+    return result()
 
 
 def _read_part(item: str) -> dict[str, Any]:
@@ -378,8 +388,14 @@ def main() -> None:
         wall = sum(part.get("wall_seconds", 0.0) for part in parts)
     else:
         root = args.artifacts or Path(tempfile.mkdtemp(prefix="distill-sst2-chain-"))
+
+        def partial(result: dict[str, Any]) -> None:  # the report so far, in case the sitting ends first
+            if not args.part and any(name.startswith("recipe-seed") for name in result["runs"]):
+                report = report_of([result], time.perf_counter() - started) | {"partial": sorted(result["runs"])}
+                write_results(report, markdown(report), args.output_dir)
+
         parts = [run(args.profile, root, seeds=args.seeds, teacher_dir=args.teacher,
-                     parts=tuple(args.part or ("recipe", "twins", "txtai")))]  # fmt: skip
+                     parts=tuple(args.part or ("recipe", "twins", "txtai")), progress=partial)]  # fmt: skip
         wall = time.perf_counter() - started
     if args.part and not args.merge:  # a share of the work: keep its runs for a later --merge
         parts[0]["wall_seconds"] = round(wall, 1)

@@ -68,7 +68,8 @@ def twin_kind(twin: str) -> str:
 def summarise_recipe(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Per model: accuracy per seed, mean and spread; per distilled model: lift over its twin per seed."""
     seeds = sorted(runs)
-    models = list(next(iter(runs.values()))["rows"])
+    # Models every seed has (a profile cut short may have one seed's twins and not the next's).
+    models = [model for model in next(iter(runs.values()))["rows"] if all(model in runs[s]["rows"] for s in seeds)]
     summary: dict[str, Any] = {}
     for model in models:
         rows = [runs[seed]["rows"][model] for seed in seeds]
@@ -154,7 +155,8 @@ def markdown(report: dict[str, Any]) -> str:
     kinds = [kind for kind in TWIN_KINDS if any(kind in entry["lifts"] for entry in recipe.values())]
     lines = [
         f"### SST-2: students with TinyBERT's recipe beside their labels-only twins, profile `{report['profile']}` "
-        f"({report['date']})",
+        f"({report['date']})"
+        + (f" — **partial**: the runs so far ({', '.join(report['partial'])})" if report.get("partial") else ""),
         "",
         f"`{report['command']}`; wall time {report['wall_seconds'] / 60:.1f} min. {machine_line(report['machine'])}",
         "",
