@@ -116,7 +116,7 @@ def _profiles(data_dir: str | None) -> dict[str, Profile]:
             teacher_rows=None,
             teacher_epochs=1,
             # 4,000 labelled rows (as the quickstart), not 8,000: with the teacher on all 64k rows the
-            # profile must finish in one ~2 h sitting on 2 fp32 cores (1.1 s per teacher step on Zen 3).
+            # profile must finish in one ~3 h sitting on 2 fp32 cores (0.9-1.4 s per teacher step on Zen 3).
             train_rows=4000,
             txtai_rows=8000,
             max_seq_length=64,
@@ -127,7 +127,7 @@ def _profiles(data_dir: str | None) -> dict[str, Profile]:
             l3_lr=5e-5,
             l1_epochs=1,
             l1_lr=2e-4,
-            # One copy per sentence, not TinyBERT's 20: the whole profile must finish in one ~2 h sitting on 2
+            # One copy per sentence, not TinyBERT's 20: the whole profile must finish in one ~3 h sitting on 2
             # fp32 cores (Zen 3: 1.1 s per L3 intermediate step, 0.9-1.4 s per teacher step).
             augmentation_factor=1,
             validation_fraction=0.05,
@@ -229,8 +229,8 @@ def twin_epochs(profile: Profile, student_epochs: float) -> float:
 def _step_matched_twins(profile: Profile) -> list[dict[str, Any]]:
     """L3 and L1 on labels alone (w = 0 is exactly plain fine-tuning), as many steps as their distilled students.
 
-    `baseline: true` twins train the prediction step's schedule on the labelled sample only: a sixth of the
-    updates a distilled student gets here. These take the distilled student's whole step count, so a lift is
+    `baseline: true` twins train the prediction step's schedule on the labelled sample only: 1 / `twin_epochs` of
+    the updates a distilled student gets here. These take the distilled student's whole step count, so a lift is
     not merely more training.
     """
 

@@ -54,15 +54,11 @@ def report_of(parts: list[dict[str, Any]], wall_seconds: float) -> dict[str, Any
 # (the prediction step's schedule on the labelled sample) and the step-matched one (as many optimizer steps as
 # the distilled student's two steps over the augmented file). Both L1s' twins are layer 0 of the teacher.
 RECIPE_PAIRS = {
-    "l3": ("l3-baseline", "l3-steps"),
-    "l1": ("l1-direct-baseline", "l1-steps"),
-    "l1-direct": ("l1-direct-baseline", "l1-steps"),
+    "l3": {"baseline": "l3-baseline", "steps": "l3-steps"},
+    "l1": {"baseline": "l1-direct-baseline", "steps": "l1-steps"},
+    "l1-direct": {"baseline": "l1-direct-baseline", "steps": "l1-steps"},
 }
 TWIN_KINDS = {"baseline": "same schedule", "steps": "same number of steps"}
-
-
-def twin_kind(twin: str) -> str:
-    return "steps" if twin.endswith("-steps") else "baseline"
 
 
 def summarise_recipe(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -84,11 +80,11 @@ def summarise_recipe(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
             "latency_p50_ms": [row["latency_p50_ms"] for row in rows],
         }
         entry["lifts"] = {}
-        for twin in RECIPE_PAIRS.get(model, ()):
+        for kind, twin in RECIPE_PAIRS.get(model, {}).items():
             if all(twin in runs[seed]["rows"] for seed in seeds):
                 # From the unrounded accuracies: the targets are judged on these, the table only rounds them.
                 lifts = [runs[seed]["rows"][model]["accuracy"] - runs[seed]["rows"][twin]["accuracy"] for seed in seeds]
-                entry["lifts"][twin_kind(twin)] = {
+                entry["lifts"][kind] = {
                     "twin": twin,
                     "per_seed": dict(zip(seeds, lifts, strict=True)),
                     "mean": statistics.fmean(lifts),
@@ -139,7 +135,7 @@ LABELS = {
 
 def _ratio_line(report: dict[str, Any]) -> str:
     ratios = intermediate_ratios(report["costs"])
-    return ", ".join(f"{run} {student} {ratio:.2f}x" for (run, student), ratio in ratios.items()) or ("none recorded")
+    return ", ".join(f"{run} {student} {ratio:.2f}x" for (run, student), ratio in ratios.items()) or "none recorded"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -227,7 +223,6 @@ def markdown(report: dict[str, Any]) -> str:
             f"{row['train_steps'] or ''} | {row['precision'] or ''} | "
             f"{'here' if row['status'] == 'completed' else 'cached'} |"
             for row in report["costs"]
-            if row["seconds"] is not None
         ),
         "",
         f"Intermediate over prediction-layer training time (same data and epochs): {_ratio_line(report)}; "
