@@ -122,6 +122,15 @@ def data_dir(what: str) -> Path:
     return Path(folder)
 
 
+def command_line(environment: str = "") -> str:
+    """How this process was started, to print beside its numbers: the environment it needs, then argv."""
+    import shlex
+
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(RESULTS.parent.parent) if script.is_relative_to(RESULTS.parent.parent) else script
+    return " ".join(filter(None, [environment, "python", shlex.join([str(shown), *sys.argv[1:]])]))
+
+
 def today() -> str:
     return datetime.date.today().isoformat()
 
@@ -192,15 +201,16 @@ def stage_costs(chains: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def intermediate_ratios(costs: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
-    """(run, student) -> intermediate-layer over prediction-layer training seconds (same data, same epochs)."""
+    """(run, student) -> intermediate-layer over prediction-layer training seconds per optimizer step (same data)."""
     by_stage = {(row["run"], row["stage"]): row for row in costs}
     ratios = {}
     for (run, name), row in by_stage.items():
         if name.startswith("intermediate_"):
             student = name.removeprefix("intermediate_")
             prediction = by_stage.get((run, f"distill_{student}"))
-            if prediction and row["train_seconds"] and prediction["train_seconds"]:
-                ratios[(run, student)] = round(row["train_seconds"] / prediction["train_seconds"], 2)
+            if prediction and all(step[key] for step in (row, prediction) for key in ("train_seconds", "train_steps")):
+                per_step = row["train_seconds"] / row["train_steps"]
+                ratios[(run, student)] = round(per_step / (prediction["train_seconds"] / prediction["train_steps"]), 2)
     return ratios
 
 
