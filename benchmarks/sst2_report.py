@@ -46,7 +46,7 @@ def report_of(parts: list[dict[str, Any]], wall_seconds: float, command: str) ->
         "run_seconds": {name: run.get("seconds") for name, run in runs.items()},
         "recipe": summary,
         "targets": targets(summary, sorted(recipe)),
-        "steps_mismatches": steps_mismatches(summary),
+        "steps_check": steps_check(summary),
         "sweep": runs["sweep"]["sweeps"] if "sweep" in runs else [],
         # Cached stages too: their metrics are those of the process that computed them.
         "costs": computed,
@@ -136,22 +136,33 @@ def targets(summary: dict[str, Any], seeds: list[int]) -> dict[str, bool | None]
         )
     for model in ("l3", "l3-long"):
         if model in summary:
-            gap = teacher - statistics.fmean(summary[model]["accuracy"].values())
+            scores = summary[model]["accuracy"]
+            gap = teacher - statistics.fmean(scores.values())
             within = TARGETS["l3_within_points"]
-            met[f"{model} within {within:g} points of the teacher"] = gap * 100 <= within
+            met[f"{model} within {within:g} points of the teacher"] = (
+                gap * 100 <= within if sorted(scores) == seeds else None
+            )
     return met
 
 
-def steps_mismatches(summary: dict[str, Any]) -> list[str]:
-    """Seeds where a distilled student and its step-matched twin recorded different step counts."""
-    return [
-        f"{model} seed {seed}: {student} steps, {twin} {lift['twin']}"
+def steps_check(summary: dict[str, Any]) -> dict[str, Any]:
+    """Each distilled student's optimizer steps against its step-matched twin's, per seed, as the stages recorded."""
+    pairs = [
+        (model, lift["twin"], seed, student, twin)
         for model, entry in summary.items()
         for lift in [entry["lifts"].get("steps")]
         if lift
         for seed, (student, twin) in lift["steps"].items()
-        if student != twin
     ]
+    return {
+        "pairs": len(pairs),
+        "unrecorded": [f"{model} seed {seed}" for model, _, seed, student, twin in pairs if None in (student, twin)],
+        "mismatched": [
+            f"{model} seed {seed}: {student} steps, {name} {twin}"
+            for model, name, seed, student, twin in pairs
+            if None not in (student, twin) and student != twin
+        ],
+    }
 
 
 def summarise_txtai(run: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +173,9 @@ def summarise_txtai(run: dict[str, Any]) -> dict[str, Any]:
     } | {"train_seconds": run["train_seconds"]}
 
 
+# Each distilled student, then its twins.
+ROW_ORDER = ["teacher", "l3", "l3-baseline", "l3-steps", "l1", "l1-prog-steps", "l1-direct", "l1-direct-baseline",
+             "l1-steps", "l3-long", "l3-long-steps"]  # fmt: skip
 LABELS = {
     "teacher": "teacher (fine-tuned)",
     "l3": "L3, distilled from the teacher",
@@ -170,8 +184,8 @@ LABELS = {
     "l1-direct-baseline": "L1, labels only (same schedule)",
     "l3-baseline": "L3, labels only (same schedule)",
     "l3-steps": "L3, labels only (same number of steps)",
-    "l3-long": "L3, distilled, 1 intermediate + {long} prediction epochs",
-    "l3-long-steps": "L3, labels only (same number of steps as the line above)",
+    "l3-long": "L3, distilled, 1 intermediate + {long} prediction epochs (chosen on validation)",
+    "l3-long-steps": "L3, labels only (same number of steps as L3 with 1 + {long} epochs)",
     "l1-prog-steps": "L1, labels only (same number of steps, from the step-matched L3's layer 0)",
     "l1-steps": "L1, labels only (same number of steps, from the teacher's layer 0)",
 }
@@ -198,7 +212,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"({report['date']})"
         + (f" — **partial**: the runs so far ({', '.join(report['partial'])})" if report.get("partial") else ""),
         "",
-        f"`{report['command']}`; this process {report['wall_seconds'] / 60:.1f} min wall, with "
+        f"`{report['command']}`; {report['wall_seconds'] / 60:.1f} min wall (summed over processes when merged), with "
         f"{report.get('cached_stages', 0)} of its {len(report['costs'])} stages served from the cache; every "
         f"stage's own seconds, when computed, sum to {report.get('computed_minutes', 0):.1f} min. "
         f"{machine_line(report['machine'])}",
@@ -209,7 +223,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"scored). Students: one seeded sample of {s['train_rows']} labelled rows (the same for every seed; the "
         f"seed moves augmentation, initialisation of projections and batch order) plus {s['augmentation_factor']} "
         f"GloVe-neighbour copies of each ({augmented} rows), intermediate then prediction layer, each step L3 1 "
-        f"epoch at lr {s['l3_lr']:g}, L1 {s['l1_epochs']:g} epoch(s) at lr {s['l1_lr']:g}; T = "
+        f"epoch (`l3-long`: 1 + {s.get('long_prediction_epochs', 0):g}) at lr {s['l3_lr']:g}, L1 "
+        f"{s['l1_epochs']:g} epoch(s) at lr {s['l1_lr']:g}; T = "
         f"{kd.get('temperature'):g}, w = {kd.get('loss_weight'):g} ({choice}; the sweep ran on seed {seeds[0]}, so "
         f"that seed's L3 is the best of its trials on validation); max length {s['max_seq_length']}, batch "
         f"{s['batch_size']}; seeds {seeds}. Twins, on the labelled sample only, same layers and seed: "
@@ -225,7 +240,8 @@ def markdown(report: dict[str, Any]) -> str:
         + " |",
         "|---|---:|" + "---:|" * len(seeds) + "---:|" + "---|---|" * len(kinds),
     ]
-    for model, entry in recipe.items():
+    for model, entry in sorted(recipe.items(), key=lambda item: ROW_ORDER.index(item[0]) if item[0] in ROW_ORDER
+                               else len(ROW_ORDER)):  # fmt: skip
         per_seed = " | ".join(number(entry["accuracy"].get(seed), ".4f") for seed in seeds)
         cells = []
         for kind in kinds:
@@ -233,10 +249,12 @@ def markdown(report: dict[str, Any]) -> str:
             if lift is None:
                 cells += ["", ""]
                 continue
-            values = ", ".join(f"{value * 100:+.2f}" for value in lift["per_seed"].values())
+            complete = list(lift["per_seed"]) == seeds
+            values = ", ".join(f"{'' if complete else f's{seed} '}{value * 100:+.2f}"
+                               for seed, value in lift["per_seed"].items())  # fmt: skip
             cells += [f"{lift['mean'] * 100:+.2f} ({values})", "yes" if lift["beats_every_seed"] else "**no**"]
         lines.append(
-            f"| {LABELS.get(model, model).format(long=s.get('long_prediction_epochs'))} | "
+            f"| {LABELS.get(model, model).replace('{long}', format(s.get('long_prediction_epochs') or 0, 'g'))} | "
             f"{entry['parameters'] / 1e6:.1f}M | {per_seed} | "
             f"{entry['mean']:.4f} ± {entry['sd']:.4f} | " + " | ".join(cells) + " |"
         )
@@ -244,10 +262,18 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", "Targets (issue 18, judged against the step-matched twins; the same-schedule lifts include "
               "the distilled student's extra updates and are shown, not judged): " + "; ".join(
         f"{name}: **{verdict[met]}**" for name, met in report["targets"].items()) + "."]  # fmt: skip
-    mismatches = report.get("steps_mismatches", [])
-    lines += ["", "Step matching, from the steps each stage recorded: " + (
-        "**mismatched**: " + "; ".join(mismatches) if mismatches else "every distilled student and its "
-        "step-matched twin trained the same number of optimizer steps on every seed") + ".", ""]  # fmt: skip
+    check = report["steps_check"]
+    if not check["pairs"]:
+        verdict_steps = "not checked (no step-matched twin has run yet)"
+    elif check["mismatched"] or check["unrecorded"]:
+        verdict_steps = "; ".join(
+            [f"**mismatched**: {'; '.join(check['mismatched'])}"] * bool(check["mismatched"])
+            + [f"not recorded for {', '.join(check['unrecorded'])}"] * bool(check["unrecorded"])
+        )
+    else:
+        verdict_steps = (f"the same number of optimizer steps for every distilled student and its step-matched twin "
+                         f"({check['pairs']} pairs)")  # fmt: skip
+    lines += ["", f"Step matching, from the steps each stage recorded: {verdict_steps}.", ""]
     if report["sweep"]:
         keys = [k for k in report["sweep"][-1] if k.startswith("prediction_layer.")]
         lines += [
