@@ -35,7 +35,7 @@ gets from `distill run`.
 
 Eval: the full 872-sentence dev set; nothing is chosen on it.
 
-The full profile is sized to finish in one ~3.5 h sitting on 2 CPU cores in fp32 (an AMD EPYC
+The full profile takes ~3 h 40 min of stage time on 2 CPU cores in fp32 (an AMD EPYC
 Zen 3 with AVX2 only, where the teacher alone took 41 min): that is why the students' sample
 is 4,000 rows with one augmented copy each, not TinyBERT's 20.
 
