@@ -208,30 +208,36 @@ def _recipe_stages(profile: Profile, kd: dict[str, float], *, sweep: bool) -> li
     """L3 from the teacher, L1 from L3 (progressive), L1 from the teacher (direct), and L3 with a longer prediction
     step (`l3-long`): TinyBERT's two steps each."""
 
-    def student(name: str, layers: list[int], teacher: str, epochs: float, lr: float, baseline: bool) -> dict:
-        training = _training(epochs, lr, profile.batch_size)
+    def student(name: str, layers: list[int], teacher: str, epochs: float, lr: float, baseline: bool,
+                prediction_epochs: float | None = None) -> dict:  # fmt: skip
+        prediction = _training(epochs if prediction_epochs is None else prediction_epochs, lr, profile.batch_size)
         return {
             "name": name,
             "teacher": teacher,
             "student": {"layers": layers},
-            "intermediate_layer": {"layer_map": "uniform", "training": training},
-            "prediction_layer": {**kd, "training": training},
+            "intermediate_layer": {"layer_map": "uniform", "training": _training(epochs, lr, profile.batch_size)},
+            "prediction_layer": {**kd, "training": prediction},
             "baseline": baseline,
         }
 
     l3 = student("l3", profile.l3_layers, "original", 1, profile.l3_lr, baseline=True)
     if sweep and profile.sweep:
         l3["sweep"] = {"method": "grid", "metric": "accuracy", "params": profile.sweep}
-    # L3 with a longer prediction step: the same intermediate step's settings, a new key (its own stage name).
-    l3_long = student("l3-long", profile.l3_layers, "original", 1, profile.l3_lr, baseline=False)
-    l3_long["prediction_layer"]["training"] = _training(profile.long_prediction_epochs, profile.l3_lr,
-                                                        profile.batch_size)  # fmt: skip
     return [
         l3,
         student("l1", [0], "previous", profile.l1_epochs, profile.l1_lr, baseline=False),
         # Layer 0 of the 6-layer teacher: the same-schedule twin of both L1s, and the direct-distillation comparison.
         student("l1-direct", [0], "original", profile.l1_epochs, profile.l1_lr, baseline=True),
-        l3_long,
+        # A longer prediction step after the same intermediate step (a new key all the same: its own stage name).
+        student(
+            "l3-long",
+            profile.l3_layers,
+            "original",
+            1,
+            profile.l3_lr,
+            baseline=False,
+            prediction_epochs=profile.long_prediction_epochs,
+        ),  # fmt: skip
     ]
 
 
@@ -253,22 +259,22 @@ def _step_matched_twins(profile: Profile) -> list[dict[str, Any]]:
     the step-matched L3's (`teacher: previous`): both have had an L3's updates before their own.
     """
 
-    def twin(name: str, layers: list[int], epochs: float, lr: float, teacher: str = "original",
-             prediction_epochs: float | None = None) -> dict[str, Any]:  # fmt: skip
-        steps_of = twin_epochs(profile, epochs, epochs if prediction_epochs is None else prediction_epochs)
+    def twin(name: str, layers: list[int], epochs: float, lr: float, teacher: str = "original") -> dict[str, Any]:
         return {
             "name": name,
             "teacher": teacher,
             "student": {"layers": layers},
             "prediction_layer": {"temperature": 1.0, "loss_weight": 0.0,
-                                 "training": _training(steps_of, lr, profile.batch_size)},
+                                 "training": _training(epochs, lr, profile.batch_size)},
         }  # fmt: skip
 
+    l1 = twin_epochs(profile, profile.l1_epochs, profile.l1_epochs)
+    l3_long = twin_epochs(profile, 1, profile.long_prediction_epochs)
     return [
-        twin("l3-steps", profile.l3_layers, 1, profile.l3_lr),
-        twin("l1-prog-steps", [0], profile.l1_epochs, profile.l1_lr, teacher="previous"),
-        twin("l1-steps", [0], profile.l1_epochs, profile.l1_lr),
-        twin("l3-long-steps", profile.l3_layers, 1, profile.l3_lr, prediction_epochs=profile.long_prediction_epochs),
+        twin("l3-steps", profile.l3_layers, twin_epochs(profile, 1, 1), profile.l3_lr),
+        twin("l1-prog-steps", [0], l1, profile.l1_lr, teacher="previous"),
+        twin("l1-steps", [0], l1, profile.l1_lr),
+        twin("l3-long-steps", profile.l3_layers, l3_long, profile.l3_lr),
     ]
 
 

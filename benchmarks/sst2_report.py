@@ -106,7 +106,7 @@ def summarise_recipe(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
                 "mean": statistics.fmean(lifts),
                 "beats_every_seed": all(lift > 0 for lift in lifts),
             }
-            if kind == "steps":  # checked on the steps the stages recorded, not on the formula that set them
+            if kind == JUDGED_KIND:  # checked on the steps the stages recorded, not on the formula that set them
                 entry["lifts"][kind]["steps"] = {seed: (_steps(runs[seed], model), _steps(runs[seed], twin))
                                                  for seed in paired}  # fmt: skip
         summary[model] = entry
@@ -150,7 +150,7 @@ def steps_check(summary: dict[str, Any]) -> dict[str, Any]:
     pairs = [
         (model, lift["twin"], seed, student, twin)
         for model, entry in summary.items()
-        for lift in [entry["lifts"].get("steps")]
+        for lift in [entry["lifts"].get(JUDGED_KIND)]
         if lift
         for seed, (student, twin) in lift["steps"].items()
     ]
@@ -306,8 +306,7 @@ def markdown(report: dict[str, Any]) -> str:
             for row in report["costs"]
         ),
         "",
-        f"Intermediate over prediction-layer training time per optimizer step (same data): {_ratio_line(report)}; "
-        f"stage seconds summed: {sum(row['seconds'] for row in report['costs']) / 60:.1f} min.",
+        f"Intermediate over prediction-layer training time per optimizer step (same data): {_ratio_line(report)}.",
         "",
     ]
     txtai = report["txtai_setting"]
