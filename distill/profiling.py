@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from distill.errors import TransientError
 from distill.precision import ResolvedPrecision, autocast
 
 
@@ -105,6 +106,10 @@ def measure_speed(request: SpeedRequest, *, timeout: float = 600.0) -> dict[str,
         env=env,
         timeout=timeout,
     )
+    if process.returncode < 0:  # killed by a signal (the kernel's OOM killer, a shutdown): not the model's doing
+        raise TransientError(
+            f"latency measurement of {request.model_path} was killed by signal {-process.returncode}; try again"
+        )
     if process.returncode != 0:
         raise RuntimeError(
             f"latency measurement of {request.model_path} failed (exit {process.returncode}): {process.stderr[-2000:]}"

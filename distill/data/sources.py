@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.config import DataSource
-from distill.errors import DataError
+from distill.errors import DataError, TransientError, first_line, is_transient
 from distill.hub import hub_offline_forced, hub_reachable, offline_hint
 
 _FILE_SUFFIXES = {".json", ".jsonl", ".tsv", ".csv", ".gz", ".txt"}
@@ -36,9 +36,14 @@ def load_hub_split(source: DataSource, default_split: str) -> Any:
     split = source.split or default_split
     if not hub_offline_forced() and not hub_reachable():
         raise DataError(offline_hint("dataset", source.path))
+    where = f"dataset '{source.path}' (split {split!r})"
     try:
         return datasets.load_dataset(source.path, source.name, split=split, revision=source.revision)
-    except Exception as exc:  # datasets raises many types; all mean the same thing to a user
+    # What datasets raises for a missing dataset, config or split (FileNotFoundError, DatasetNotFoundError,
+    # ValueError) and for a network failure (an OSError, often re-wrapped: is_transient follows the chain).
+    except (OSError, ValueError) as exc:
+        if is_transient(exc):
+            raise TransientError(f"{where}: the hub could not be reached ({first_line(exc)}); try again") from exc
         if not hub_reachable():
             raise DataError(offline_hint("dataset", source.path)) from None
-        raise DataError(f"dataset '{source.path}' (split {split!r}): cannot load from the hub: {exc}") from None
+        raise DataError(f"{where}: cannot load from the hub: {first_line(exc)}") from exc

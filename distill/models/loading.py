@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from distill.errors import ModelError
+from distill.errors import DistillError, ModelError, TransientError, first_line, is_transient
 from distill.hub import hub_offline_forced, hub_reachable, offline_hint
 
 log = logging.getLogger("distill")
@@ -99,10 +99,25 @@ def _warn_remote_code(ref: ModelRef) -> None:
         log.warning("trust_remote_code is on for model '%s': code shipped with the checkpoint will run", ref.name)
 
 
+# What loading a model raises for a bad model (missing, malformed, the wrong kind, damaged weights) or an
+# unreachable hub: OSError (transformers' "can't load", a hub HTTP error) and ValueError (an unknown
+# architecture, a bad repo id). Anything else is a bug and keeps its traceback.
+_LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError)
+
+
+def _load_failure(what: str, exc: BaseException) -> Exception:
+    """A user error naming the model, or, when the hub or network failed, a transient error to retry."""
+    if is_transient(exc):
+        return TransientError(f"{what}: the hub could not be reached ({first_line(exc)}); try again")
+    return ModelError(f"{what}: {first_line(exc)}")
+
+
 def _from_pretrained(loader: Any, ref: ModelRef, what: str, **kwargs: Any) -> Any:
     """Local folder, then the HF cache, then (only when reachable) the hub; one clear error otherwise."""
     if kwargs.get("trust_remote_code"):
         _warn_remote_code(ref)
+    from safetensors import SafetensorError
+
     try:
         if ref.local:
             return loader.from_pretrained(ref.location, **kwargs)
@@ -112,11 +127,10 @@ def _from_pretrained(loader: Any, ref: ModelRef, what: str, **kwargs: Any) -> An
             if hub_offline_forced() or not hub_reachable():
                 raise ModelError(offline_hint("model", ref.name)) from None
             return loader.from_pretrained(ref.location, **kwargs)
-    except ModelError:
-        raise
-    except Exception as exc:  # transformers raises OSError/ValueError/EnvironmentError/HeaderTooLarge...
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"model '{ref.name}': cannot load {what}: {message}") from None
+    except (*_LOAD_ERRORS, SafetensorError) as exc:
+        if isinstance(exc, DistillError):
+            raise
+        raise _load_failure(f"model '{ref.name}': cannot load {what}", exc) from exc
 
 
 def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
@@ -170,13 +184,14 @@ def load_model(
     loader = getattr(transformers, _AUTO_CLASSES[task])
     try:
         model, info = _from_pretrained(loader, ref, f"a {task} model", **kwargs)
-    except ModelError as exc:
-        if "size mismatch" in str(exc):
-            raise ModelError(
-                f"model '{name}': its classification head has a different number of labels than the data "
-                f"({num_labels or len(id2label or {})})"
-            ) from None
-        raise
+    except (ModelError, RuntimeError) as exc:
+        if "size mismatch" not in str(exc):  # any other RuntimeError is a bug
+            raise
+        # The one mismatch a user causes: a trained head for another number of labels than the data has.
+        raise ModelError(
+            f"model '{name}': its classification head has a different number of labels than the data "
+            f"({num_labels or len(id2label or {})})"
+        ) from exc
     fresh = sorted(set(info.get("missing_keys", [])))
     return model, fresh
 
@@ -191,19 +206,22 @@ def materialize(name: str, *, revision: str | None = None, allow_pickle_weights:
     if ref.local:
         return ref.location
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
 
     ignore = ["*.h5", "*.msgpack", "*.onnx", "*.ot", "*.tflite"]
     if not allow_pickle_weights:
         ignore += ["*.bin", "*.pt", "*.pth", "*.ckpt"]
     try:
         return snapshot_download(ref.location, revision=revision, local_files_only=True, ignore_patterns=ignore)
-    except Exception:  # not cached (or not completely): fetch it, if the hub can be reached
+    except HFValidationError as exc:  # not a repo id at all: no download will help
+        raise ModelError(f"model '{name}': {first_line(exc)}") from exc
+    except OSError:  # not cached (or not completely): fetch it, if the hub can be reached
         if hub_offline_forced() or not hub_reachable():
             raise ModelError(offline_hint("model", name)) from None
     try:
         return snapshot_download(ref.location, revision=revision, ignore_patterns=ignore)
-    except Exception as exc:
-        raise ModelError(f"model '{name}': cannot download from the hub: {str(exc).splitlines()[0]}") from None
+    except _LOAD_ERRORS as exc:  # HTTP errors are OSErrors: a 404 is the user's, a 503 or a timeout passes
+        raise _load_failure(f"model '{name}': cannot download from the hub", exc) from exc
 
 
 def _has_safetensors(folder: Path) -> bool:
@@ -228,17 +246,16 @@ def check_weights(name: str, *, allow_pickle_weights: bool = False) -> None:
                 "(pickle weights load only with allow_pickle_weights: true, since they can run code)"
             )
         return
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     for file in sorted(folder.glob("*.safetensors")):
         try:
             with safe_open(str(file), framework="pt"):
                 pass
-        except Exception as exc:  # SafetensorError, OSError: truncated, empty or not safetensors at all
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except (SafetensorError, OSError) as exc:  # truncated, empty or not safetensors at all
             raise ModelError(
-                f"model '{name}': cannot load weights file {file.name}: damaged or truncated ({message})"
-            ) from None
+                f"model '{name}': cannot load weights file {file.name}: damaged or truncated ({first_line(exc)})"
+            ) from exc
 
 
 def load_model_config(name: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:

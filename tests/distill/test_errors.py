@@ -1,0 +1,92 @@
+"""The error taxonomy on the exceptions the libraries really raise, in the chains they really build."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from huggingface_hub.utils import httpx as hub_httpx
+
+from distill.errors import DataError, ModelError, TransientError, first_line, is_transient
+
+
+def http_error(status: int) -> HfHubHTTPError:
+    request = hub_httpx.Request("GET", "https://huggingface.co/api/models/x")
+    return HfHubHTTPError(f"{status} error", response=hub_httpx.Response(status, request=request))
+
+
+def raised(outer: BaseException, cause: BaseException | None, *, suppress: bool = False) -> BaseException:
+    """`outer` as Python leaves it when raised inside `except cause` (`from None` when `suppress`)."""
+    try:
+        try:
+            raise cause  # type: ignore[misc]
+        except BaseException:
+            if suppress:
+                raise outer from None
+            raise outer from cause
+    except BaseException as caught:
+        return caught
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError("timed out"),
+        hub_httpx.ConnectError("connection refused"),
+        hub_httpx.ReadTimeout("read timed out"),
+        http_error(503),
+        http_error(429),
+        torch.OutOfMemoryError("CUDA out of memory"),
+        TransientError("hub down"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_network_hub_and_device_failures_are_transient(error: BaseException) -> None:
+    assert is_transient(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("no training features"),
+        http_error(404),
+        http_error(401),
+        OfflineModeIsEnabled("HF_HUB_OFFLINE is set"),
+        DataError("train.json: file not found"),
+        MemoryError(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_bugs_user_errors_and_settings_are_not(error: BaseException) -> None:
+    assert not is_transient(error)
+
+
+def test_the_chain_is_followed_through_library_wrappers() -> None:
+    # transformers: OSError("We couldn't connect ...") raised from the client's error.
+    assert is_transient(raised(OSError("We couldn't connect to huggingface.co"), hub_httpx.ConnectError("refused")))
+    # datasets: FileNotFoundError from None, in the context of a LocalEntryNotFoundError from a 503.
+    local = raised(LocalEntryNotFoundError("not cached"), http_error(503))
+    assert is_transient(raised(FileNotFoundError("Couldn't find dataset"), local, suppress=True))
+    # The first link that knows wins: a user error or the offline setting is never retried, whatever caused it.
+    assert not is_transient(raised(ModelError("model 'x': not found"), ConnectionResetError()))
+    assert not is_transient(raised(OSError("cannot load"), OfflineModeIsEnabled("offline")))
+    assert not is_transient(raised(RuntimeError("shape mismatch"), ValueError("bad")))
+
+
+def test_a_cycle_in_the_chain_ends() -> None:
+    first, second = OSError("a"), OSError("b")
+    first.__context__, second.__context__ = second, first
+    assert not is_transient(first)
+
+
+def test_first_line() -> None:
+    assert first_line(ValueError("one\ntwo")) == "one"
+    assert first_line(KeyError()) == "KeyError"
+
+
+def test_a_malformed_hub_id_is_a_user_error_naming_the_model() -> None:
+    from distill.models.loading import materialize
+
+    with pytest.raises(ModelError, match="model 'not a valid id!!': Repo id must use"):
+        materialize("not a valid id!!")
