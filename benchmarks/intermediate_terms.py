@@ -32,6 +32,7 @@ from transformers import TrainerCallback
 from distill.artifacts import StageDirectory
 from distill.config import parse_config
 from distill.stages.intermediate import distill_intermediate_layers
+from distill.stages.plan import model_artifact, plan_intermediate
 
 TERMS = ("embedding_loss", "hidden_loss", "attention_loss")
 TARGET = 100.0  # the attention term within this factor of the hidden term, at default weights
@@ -111,12 +112,12 @@ def first_terms(profile: str, data: dict[str, Any], attention_loss: str, steps: 
         },
         source=f"intermediate_terms:{profile}",
     )
-    stage = config.stages[0]
     capture = FirstLog()
     directory = StageDirectory(root, f"{data['task']}-{attention_loss}", "run")
     directory.path.mkdir(parents=True, exist_ok=True)
     teacher = "tiny-bert" if profile == "quick" else "minilm"
-    distill_intermediate_layers(config, stage, teacher, directory, callbacks=[capture])
+    inputs = plan_intermediate(config, model_artifact(teacher), config.stages[0].name)
+    distill_intermediate_layers(inputs, directory, callbacks=[capture])
     assert capture.logs is not None, "no log entry with the loss terms"
     return {name: capture.logs[name] for name in TERMS}
 

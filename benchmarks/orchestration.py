@@ -87,7 +87,7 @@ def small_config(profile: str, root: Path) -> Any:
 def run_direct(config: Any, root: Path) -> dict[str, float]:
     """The stage bodies in order, no Prefect: seconds per stage."""
     from distill.artifacts import StageDirectory
-    from distill.stages import prediction, teacher
+    from distill.stages import plan, prediction, teacher
     from distill.stages.evaluate import evaluate_model
 
     seconds: dict[str, float] = {}
@@ -102,20 +102,26 @@ def run_direct(config: Any, root: Path) -> dict[str, float]:
         body()
         seconds[name] = round(time.perf_counter() - started, 2)
 
-    stage = config.stages[0]
+    def evaluate(model: StageDirectory, name: str) -> None:
+        inputs = plan.plan_evaluate(config, plan.model_artifact(str(model.model_dir)), name)
+        evaluate_model(inputs, directory(f"eval-{name}").path)
+
+    # Planning (hashing data and models for the inputs) is part of the direct cost, as it is of a stage's.
+    label = config.stages[0].name
     teacher_dir, student_dir, baseline_dir = directory("teacher"), directory("student"), directory("baseline")
-    timed("finetune_teacher", lambda: teacher.finetune_teacher(config, teacher_dir))
-    teacher_path = str(teacher_dir.model_dir)
-    timed("evaluate_teacher", lambda: evaluate_model(config, teacher_path, directory("eval-teacher").path))
+    timed("finetune_teacher", lambda: teacher.finetune_teacher(plan.plan_teacher(config), teacher_dir))
+    timed("evaluate_teacher", lambda: evaluate(teacher_dir, "teacher"))
+    teacher_model = plan.model_artifact(str(teacher_dir.model_dir))
     timed(
         "distill_student",
-        lambda: prediction.distill_prediction_layer(
-            config, stage, teacher_path, "direct", student_dir, logits_root=root / "logits"
-        ),
+        lambda: prediction.distill_prediction_layer(plan.plan_prediction(config, teacher_model, label), student_dir),
     )
-    timed("evaluate_student", lambda: evaluate_model(config, str(student_dir.model_dir), directory("eval-s").path))
-    timed("baseline_student", lambda: prediction.train_baseline(config, stage, teacher_path, baseline_dir))
-    timed("evaluate_baseline", lambda: evaluate_model(config, str(baseline_dir.model_dir), directory("eval-b").path))
+    timed("evaluate_student", lambda: evaluate(student_dir, "student"))
+    timed(
+        "baseline_student",
+        lambda: prediction.train_baseline(plan.plan_baseline(config, teacher_model, label), baseline_dir),
+    )
+    timed("evaluate_baseline", lambda: evaluate(baseline_dir, "baseline"))
     return seconds
 
 

@@ -112,11 +112,12 @@ def plain_finetunes(config: Any, count: int) -> list[float]:
 def eval_accuracy(config: Any, stages: dict[str, Any], trial: int, workdir: Path) -> dict[str, float]:
     """A trial's student scored on eval and validation, as the evaluate stage scores (after the choice)."""
     from distill.stages.evaluate import evaluate_model
+    from distill.stages.plan import model_artifact, plan_evaluate
 
     model = Path(stages[f"distill_{STAGE}-trial-{trial}"]["uri"]) / "model"
     out = workdir / f"trial-{trial}"
     out.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate_model(config, str(model), out)
+    metrics = evaluate_model(plan_evaluate(config, model_artifact(str(model)), f"trial-{trial}"), out)
     return {"accuracy": metrics["accuracy"], "validation_accuracy": metrics["validation_accuracy"]}
 
 

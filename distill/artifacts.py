@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 import distill
 from distill.attempts import ATTEMPTS, clear_attempts
 from distill.errors import ConfigError
-from distill.fingerprint import sha256_bytes, sha256_file
+from distill.fingerprint import hash_object, sha256_bytes, sha256_file
 from distill.io import atomic_write_json, atomic_write_text
 
 MANIFEST = "manifest.json"
@@ -42,7 +42,11 @@ class StageResult(BaseModel):
     name: str = Field(description="Stage name, e.g. 'finetune_teacher'.")
     key: str = Field(description="Cache key; the stage directory's name.")
     uri: str = Field(description="Stage directory (or, for a model used as is, the model reference).")
-    manifest_sha256: str = Field(description="sha256 of manifest.json; downstream keys include it.")
+    manifest_sha256: str = Field(description="sha256 of manifest.json (the completion marker's check).")
+    content_sha256: str = Field(
+        description="sha256 over the output files' names and bytes: what later stages' keys hold, so a recompute "
+        "that writes identical bytes leaves them cached."
+    )
     metrics: dict[str, Any] = Field(default_factory=dict)
     model_path: str | None = Field(default=None, description="Folder of the stage's model, if it produced one.")
 
@@ -66,6 +70,13 @@ def check_writable(root: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"artifact_root: {root} is not writable ({exc.strerror or exc})") from None
+
+
+def content_hash(files: dict[str, Any]) -> str:
+    """The identity of a stage's output: its files' names and sha256s (a manifest's `files`), nothing else.
+
+    Timings, metrics and creation time stay out, so an identical recompute has the same identity."""
+    return hash_object({name: entry["sha256"] for name, entry in files.items()})
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,7 @@ class StageDirectory:
             key=self.key,
             uri=str(self.path),
             manifest_sha256=(self.path / COMPLETE).read_text().strip(),
+            content_sha256=content_hash(manifest["files"]),
             metrics=manifest.get("metrics", {}),
             model_path=str(self.model_dir) if (self.model_dir / "config.json").is_file() else None,
         )
@@ -167,8 +179,7 @@ class StageDirectory:
         manifest = {
             "stage": self.stage,
             "key": self.key,
-            # A fresh id per build: a recomputed stage gets a new manifest hash, so stages downstream of it
-            # are recomputed too, even when training happened to reproduce identical bytes.
+            # This build of the stage (provenance; not its identity, which is its files' content: content_hash).
             "build_id": uuid.uuid4().hex,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "distill_version": distill.__version__,

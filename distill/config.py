@@ -218,7 +218,12 @@ class TrainingConfig(StrictModel):
     )
     learning_rate: float = Field(default=5e-5, gt=0, le=1.0, description="Peak AdamW learning rate.")
     batch_size: int = Field(default=16, ge=1, description="Training batch size per device.")
-    eval_batch_size: int = Field(default=64, ge=1, description="Inference batch size.")
+    eval_batch_size: int = Field(
+        default=64,
+        ge=1,
+        description="Inference batch size inside this step (the teacher's logit pass of prediction-layer "
+        "distillation); models are scored at evaluation.batch_size.",
+    )
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up linearly.")
@@ -365,7 +370,9 @@ class DistillStageConfig(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    """How models are measured besides the task metric."""
+    """How models are scored and measured: the task metric's batch size, then latency and throughput."""
+
+    batch_size: int = Field(default=64, ge=1, description="Batch size of scoring a model on eval and validation data.")
 
     latency_seconds: float = Field(
         default=2.0,

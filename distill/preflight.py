@@ -32,7 +32,7 @@ def preflight(config: RunConfig) -> None:
     check_writable(resolve_root(config.artifact_root))
     # Distillation trains students on the training data even when the teacher needs no fine-tuning. Loading also
     # makes the validation split (or reads its source), so a split that leaves nothing on one side fails here.
-    data = load_task_data(config, need_train=not config.teacher.finetuned or bool(config.stages))
+    data = load_task_data(config.data, need_train=not config.teacher.finetuned or bool(config.stages))
     check_sweep_metrics(config, data)
     check_chain(config)
     if config.augmentation is not None and config.stages:

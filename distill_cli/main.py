@@ -12,10 +12,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from distill.augment.config import AugmentConfig, AugmentMethod
 from distill.errors import DistillError
 
 if TYPE_CHECKING:
@@ -218,8 +219,7 @@ def _evaluate_qa(
 ) -> tuple[dict, dict]:
     from distill.config import QADataConfig
     from distill.data.squad import cap_questions, check_disjoint, read_squad
-    from distill.evaluation import evaluate_qa
-    from distill.models.loading import load_model, load_tokenizer
+    from distill.stages.evaluate import load_scorer
 
     try:
         settings = QADataConfig(
@@ -237,27 +237,24 @@ def _evaluate_qa(
         check_disjoint(
             validation, dataset, "--validation-data and --data", "the threshold must be tuned on held-out questions"
         )
-    tokenizer = load_tokenizer(model_name, trust_remote_code=trust_remote_code)
-    model, fresh = load_model(model_name, "qa", trust_remote_code=trust_remote_code)
     questions = dataset.num_questions + (validation.num_questions if validation is not None else 0)
     with _progress_bar(questions, "window") as bar:
-        evaluation = evaluate_qa(
-            model,
-            tokenizer,
-            dataset,
-            settings,
+        scorer = load_scorer(
+            model_name,
+            None,
             batch_size=batch_size,
-            progress=bar.update,
-            validation=validation,
             precision=precision,
+            trust_remote_code=trust_remote_code,
+            progress=bar.update,
         )
+        evaluation = scorer.qa(dataset, settings, validation=validation)
     if validation is not None and not evaluation.version_2_with_negative:
         typer.echo("note: no unanswerable questions in --data: nothing abstains, no threshold tuned", err=True)
     result = {
         "task": "qa",
         "model": model_name,
         "data": dataset.source,
-        "untrained_head": _warn_fresh_head(model_name, fresh),
+        "untrained_head": _warn_fresh_head(model_name, scorer.fresh),
         "num_features": evaluation.num_features,
         "metrics": evaluation.metrics,
     }
@@ -279,69 +276,63 @@ def _evaluate_classification(
     precision,
 ):
     from distill.data.classification import infer_label_list, read_classification, sample_rows
-    from distill.evaluation import evaluate_classification
-    from distill.models.loading import load_model, load_tokenizer
+    from distill.stages.evaluate import load_scorer
 
     dataset = sample_rows(
         read_classification(source, text_column=text_column, label_column=label_column, default_split="validation"),
         max_samples,
         None,
     )
-    tokenizer = load_tokenizer(model_name, trust_remote_code=trust_remote_code)
-    model, fresh = load_model(model_name, "classification", trust_remote_code=trust_remote_code)
-    configured = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    # A trained head knows its labels; an untrained one gets the data's label set.
-    if fresh or all(label.startswith("LABEL_") for label in configured):
-        label_list = infer_label_list(dataset)
-        if len(label_list) != model.config.num_labels:
-            model, fresh = load_model(
-                model_name, "classification", num_labels=len(label_list), trust_remote_code=trust_remote_code
-            )
-    else:
-        label_list = configured
     with _progress_bar(len(dataset), "row") as bar:
-        evaluation = evaluate_classification(
-            model,
-            tokenizer,
-            dataset,
-            label_list,
-            max_seq_length=max_seq_length,
+        scorer = load_scorer(
+            model_name,
+            infer_label_list(dataset),
             batch_size=batch_size,
-            progress=bar.update,
             precision=precision,
+            trust_remote_code=trust_remote_code,
+            progress=bar.update,
         )
+        evaluation = scorer.classification(dataset, max_seq_length)
     result = {
         "task": "classification",
         "model": model_name,
         "data": dataset.source,
-        "labels": label_list,
-        "untrained_head": _warn_fresh_head(model_name, fresh),
+        "labels": scorer.label_list,
+        "untrained_head": _warn_fresh_head(model_name, scorer.fresh),
         "metrics": evaluation.metrics,
     }
     return result, {"predictions": evaluation.predictions}
+
+
+# `distill augment` takes its defaults and help from the config model, so the CLI and a run config agree.
+_AUGMENT = AugmentConfig.model_fields
+
+
+def _augment_option(name: str, *flags: str, help: str | None = None) -> Any:  # noqa: A002 - typer's name
+    return typer.Option(*flags, help=help or _AUGMENT[name].description)
 
 
 @app.command()
 def augment(
     input: Annotated[Path, typer.Argument(help="SQuAD .json/.json.gz, or sentences as .tsv/.csv/.jsonl (.gz).")],
     output: Annotated[Path, typer.Argument(help="Where to write the augmented data (same kind of file).")],
-    factor: Annotated[int, typer.Option(help="Augmented copies per paragraph or row.")] = 20,
-    method: Annotated[
-        Literal["tinybert", "embedding", "contextual", "synonym"], typer.Option(help="Where substitutes come from.")
-    ] = "tinybert",
-    replace_prob: Annotated[float, typer.Option(help="Chance each replaceable word is swapped.")] = 0.4,
-    candidates: Annotated[int, typer.Option(help="Substitutes per word to draw from.")] = 15,
-    seed: Annotated[int, typer.Option(help="Same seed, same output bytes.")] = 42,
-    workers: Annotated[int, typer.Option(help="Processes; the output does not depend on it.")] = 1,
-    original: Annotated[bool, typer.Option("--original/--no-original", help="Also emit the originals.")] = True,
-    augment_questions: Annotated[bool, typer.Option(help="SQuAD: also swap words in questions.")] = False,
-    mlm: Annotated[str, typer.Option(help="Masked LM (hub id or folder) for tinybert/contextual.")] = (
-        "bert-base-uncased"
-    ),
-    vectors: Annotated[str, typer.Option(help="'glove-6b-50d', a .npy+.parquet folder, or GloVe .txt.")] = (
-        "glove-6b-50d"
-    ),
-    mask_ratio: Annotated[float, typer.Option(help="Share of word pieces masked per masked-LM pass.")] = 0.15,
+    factor: Annotated[int, _augment_option("factor")] = _AUGMENT["factor"].default,
+    method: Annotated[AugmentMethod, _augment_option("method")] = _AUGMENT["method"].default,
+    replace_prob: Annotated[float, _augment_option("replace_prob")] = _AUGMENT["replace_prob"].default,
+    candidates: Annotated[int, _augment_option("candidates")] = _AUGMENT["candidates"].default,
+    seed: Annotated[int, typer.Option(help="Seed for the draws: same seed, same output bytes.")] = 42,
+    workers: Annotated[int, _augment_option("workers")] = _AUGMENT["workers"].default,
+    original: Annotated[bool, _augment_option("keep_original", "--original/--no-original")] = _AUGMENT[
+        "keep_original"
+    ].default,
+    augment_questions: Annotated[bool, _augment_option("augment_questions")] = _AUGMENT["augment_questions"].default,
+    mlm: Annotated[str, _augment_option("mlm")] = _AUGMENT["mlm"].default,
+    vectors: Annotated[str, _augment_option("vectors")] = _AUGMENT["vectors"].default,
+    vector_vocab_size: Annotated[int | None, _augment_option("vector_vocab_size")] = _AUGMENT[
+        "vector_vocab_size"
+    ].default,
+    mask_ratio: Annotated[float, _augment_option("mask_ratio")] = _AUGMENT["mask_ratio"].default,
+    batch_size: Annotated[int, _augment_option("batch_size")] = _AUGMENT["batch_size"].default,
     text_column: Annotated[
         list[str] | None, typer.Option(help="Sentence column(s) to augment (repeatable); default 'sentence'.")
     ] = None,
@@ -350,7 +341,6 @@ def augment(
     _quiet_libraries()
     from pydantic import ValidationError
 
-    from distill.augment.config import AugmentConfig
     from distill.augment.runner import augment_file, detect_kind
     from distill.config import format_validation_error
 
@@ -364,7 +354,9 @@ def augment(
             augment_questions=augment_questions,
             mlm=mlm,
             vectors=vectors,
+            vector_vocab_size=vector_vocab_size,
             mask_ratio=mask_ratio,
+            batch_size=batch_size,
             workers=workers,
         )
     except ValidationError as exc:
@@ -418,16 +410,18 @@ def run(
     run_config = load_config(config)
     if artifacts is not None:
         run_config = run_config.model_copy(update={"artifact_root": str(artifacts)})
+    from distill.stages.inputs import STAGE_KINDS
+
+    unknown = sorted(set(refresh or []) - set(STAGE_KINDS))
+    if unknown:
+        raise DistillError(f"--refresh: unknown stage {unknown[0]!r} (stages: {', '.join(STAGE_KINDS)})")
     _quiet_libraries()
     from distill.preflight import preflight
 
     # Bad data, models or paths fail here in a second (before Prefect is even imported), not minutes into the flow.
     preflight(run_config)
-    from flows.progressive import STAGE_NAMES, progressive_distillation
+    from flows.progressive import progressive_distillation
 
-    unknown = sorted(set(refresh or []) - set(STAGE_NAMES))
-    if unknown:
-        raise DistillError(f"--refresh: unknown stage {unknown[0]!r} (stages: {', '.join(STAGE_NAMES)})")
     outcome = progressive_distillation(run_config, refresh=list(refresh or []))
     if summary_json is not None:
         from distill.io import atomic_write_json
@@ -479,7 +473,8 @@ def _print_sweeps(rows: list[dict]) -> None:
 
 
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+    """Console entry point: user errors become one line on stderr and exit code 2, transient failures one line and
+    exit code 1 (see distill.errors); a bug keeps its traceback."""
     # Offline machines: Prefect's telemetry would log failures (and provoke 'database is locked' noise).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The first temporary server on a fresh PREFECT_HOME migrates its database (~21 s on 2 cores),
@@ -500,6 +495,14 @@ def main() -> None:
         # Messages quote the bad value, which may be a URL with credentials in it.
         typer.echo(f"distill: error: {redact_text(' '.join(str(exc).splitlines()))}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        from distill.errors import first_line, is_transient
+
+        if not is_transient(exc):
+            raise  # a bug: its traceback is the report
+        # The network or the hub failed, after the stages' own retries: nothing is wrong with the input.
+        typer.echo(f"distill: error (transient; run it again to resume): {redact_text(first_line(exc))}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("distill: interrupted", err=True)
         sys.exit(130)

@@ -36,24 +36,12 @@ from flows.submitter import Model, StageSubmitter
 from flows.sweep import SweepOutcome, publish_sweep, run_sweep, sweep_table
 from tasks.augment import AUGMENT, augment_training_data
 from tasks.compute import ensure_gpu_limit, gpu_present
-from tasks.distill import baseline_spec, train_baseline
-from tasks.evaluate import EVALUATE, VALIDATE
+from tasks.distill import BASELINE, train_baseline
 from tasks.report import report
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher, use_finetuned_teacher
 
 # Flow runs started by a worker or `distill serve` import this module first: their log lines are redacted too.
 install_log_redaction()
-
-# Stage names accepted by `refresh` (and `distill run --refresh`).
-STAGE_NAMES = (
-    FINETUNE_TEACHER.name,
-    AUGMENT.name,
-    EVALUATE.name,
-    VALIDATE.name,
-    "distill_intermediate_layers",
-    "distill_prediction_layer",
-    "train_baseline",
-)
 
 
 # log_prints stays off: it replaces print(), which defeats dill's stdout capture inside `datasets`
@@ -104,7 +92,7 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
         entries.append((distilled, previous.evaluation))
         baseline_evaluation = None
         if stage.baseline:
-            baseline = submit(f"baseline_{stage.name}", train_baseline, baseline_spec(stage.name), stage_teacher.result,
+            baseline = submit(f"baseline_{stage.name}", train_baseline, BASELINE, stage_teacher.result,
                               label=stage.name)  # fmt: skip
             trained[f"baseline_{stage.name}"] = baseline
             label = f"{stage.name}-baseline"

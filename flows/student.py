@@ -8,7 +8,7 @@ from prefect.futures import PrefectFuture
 
 from distill.config import DistillStageConfig, RunConfig
 from flows.submitter import StageSubmitter
-from tasks.distill import distill_intermediate_layers, distill_prediction_layer, intermediate_spec, prediction_spec
+from tasks.distill import INTERMEDIATE, PREDICTION, distill_intermediate_layers, distill_prediction_layer
 
 
 def submit_student(
@@ -33,7 +33,7 @@ def submit_student(
         student_init = steps["intermediate"] = submit(
             f"intermediate_{stage.name}{suffix}",
             distill_intermediate_layers,
-            intermediate_spec(stage.name),
+            INTERMEDIATE,
             teacher,
             label=stage.name,
             augmented=augmented,
@@ -44,7 +44,7 @@ def submit_student(
     steps["distill"] = submit(
         f"distill_{stage.name}{suffix}",
         distill_prediction_layer,
-        prediction_spec(stage.name),
+        PREDICTION,
         teacher,
         label=stage.name,
         student_init=student_init,

@@ -1,9 +1,11 @@
 """The mechanism every stage task shares: content keys, validated caching, retries, the stage directory.
 
-Cache key = stage name + hash of the `distill` source the stage runs + its canonical
-config + upstream manifest hashes + data fingerprint (+ model fingerprints). Records are
-JSON under `<artifact_root>/_prefect/cache`, guarded by SERIALIZABLE isolation on flock
-locks, so two concurrent runs never compute one stage twice.
+A stage task's parameters (the run config, upstream `StageResult`s, a label) go through its
+planner (`distill.stages.plan`), which returns the stage's typed input: exactly what the body
+reads. The cache key is the hash of that input plus the source of the code the stage runs, so
+key and body cannot drift apart. Records are JSON under `<artifact_root>/_prefect/cache`,
+guarded by SERIALIZABLE isolation on flock locks, so two concurrent runs never compute one
+stage twice.
 
 A cache record is only as good as the directory it points to: before Prefect looks the
 key up, `cache_key_fn` verifies `<root>/<stage>/<key>/` (marker, manifest, file hashes).
@@ -13,9 +15,11 @@ the stage recomputes (resuming from its checkpoints if it had any).
 
 from __future__ import annotations
 
+import inspect
 import shutil
+import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +31,10 @@ from prefect.tasks import exponential_backoff
 from distill.artifacts import StageDirectory, StageResult, resolve_root
 from distill.attempts import attempt
 from distill.config import RunConfig
-from distill.data.task_data import data_fingerprint
-from distill.errors import DistillError
-from distill.fingerprint import code_fingerprint, folder_fingerprint, hash_object
-from distill.models.loading import resolve_model
+from distill.errors import DistillError, is_transient
+from distill.fingerprint import code_fingerprint, hash_object
+from distill.stages.inputs import ArtifactRef, StageInput
+from distill.stages.plan import artifact_ref
 from tasks.compute import compute_slot, process_slot
 from tasks.locking import FlockLockManager
 
@@ -44,66 +48,56 @@ STAGE_ATTEMPTS = "stage_attempts"  # attempts at this build of the stage, the co
 
 @dataclass(frozen=True)
 class StageSpec:
-    """What identifies a stage's output: its name, the core modules it runs, the config it reads."""
+    """A stage kind and its planner: the function from the task's parameters to the stage's typed input."""
 
-    name: str
-    modules: tuple[str, ...]
-    config_of: Callable[[RunConfig], Any]
-    models_of: Callable[[RunConfig], list[str]] = field(default=lambda config: [])
+    plan: Callable[..., StageInput]
+    input_type: type[StageInput]
+
+    @property
+    def name(self) -> str:
+        return self.input_type.kind
 
     @property
     def slug(self) -> str:
         """Lowercase-dash form for Prefect artifact keys."""
         return self.name.replace("_", "-")
 
+    def inputs(self, parameters: Mapping[str, Any]) -> StageInput:
+        """The typed input for a task run's parameters (those the planner takes; e.g. a gate is not one)."""
+        accepted = inspect.signature(self.plan).parameters
+        chosen = {
+            name: artifact_ref(value) if isinstance(value, StageResult) else value
+            for name, value in parameters.items()
+            if name in accepted
+        }
+        return self.plan(**chosen | {"config": run_config(parameters)})
 
-def model_fingerprint(name: str) -> str:
-    """Content hash of a local model folder; id and revision stand in for hub models."""
-    ref = resolve_model(name)
-    if ref.local:
-        return folder_fingerprint(ref.location, ("*.json", "*.safetensors", "*.txt", "*.model", "*.bin"))
-    return f"hub:{ref.location}"
+
+def run_config(parameters: Mapping[str, Any]) -> RunConfig:
+    config = parameters["config"]
+    return config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
 
 
-def stage_key(spec: StageSpec, config: RunConfig, upstream: Mapping[str, StageResult], extra: Any = None) -> str:
+def stage_key(inputs: StageInput) -> str:
     """The content key; also the stage directory's name."""
     digest = hash_object(
-        {
-            "stage": spec.name,
-            "code": code_fingerprint(spec.modules),
-            "config": spec.config_of(config),
-            "extra": extra,
-            "upstream": {name: result.manifest_sha256 for name, result in sorted(upstream.items())},
-            "data": data_fingerprint(config.data),
-            "models": [model_fingerprint(m) for m in spec.models_of(config)],
-        }
+        {"stage": inputs.kind, "code": code_fingerprint(inputs.modules), "input": inputs.key_payload()}
     )
-    return f"{spec.slug}-{digest[:24]}"
+    return f"{inputs.kind.replace('_', '-')}-{digest[:24]}"
 
 
-# StageResult parameters that inform a stage without shaping its output, so they stay out of its key:
-# the teacher's evaluation only gates distillation (min_teacher_metric), and holds timings that vary.
-NOT_UPSTREAM = frozenset({"teacher_evaluation"})
-
-
-def _split_parameters(parameters: Mapping[str, Any]) -> tuple[RunConfig, dict[str, StageResult], Any]:
-    config = parameters["config"]
-    if not isinstance(config, RunConfig):
-        config = RunConfig.model_validate(config)
-    upstream = {
-        name: value for name, value in parameters.items() if isinstance(value, StageResult) and name not in NOT_UPSTREAM
-    }
-    return config, upstream, parameters.get("label")
+def upstream_of(inputs: StageInput) -> dict[str, str]:
+    """The upstream artifacts an input holds, by field: recorded in the manifest for provenance."""
+    return {name: value.content for name, value in inputs if isinstance(value, ArtifactRef)}
 
 
 def _cache_key_fn(spec: StageSpec, key_storage: Path, locks: FlockLockManager) -> Callable[..., str]:
     def cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-        config, upstream, extra = _split_parameters(parameters)
         with process_slot():  # hashing data and model files is CPU work: not beside a latency measurement
-            key = stage_key(spec, config, upstream, extra)
+            key = stage_key(spec.inputs(parameters))
         record = key_storage / key
         if record.exists() and not locks.is_locked(key):
-            directory = StageDirectory(resolve_root(config.artifact_root), spec.name, key)
+            directory = StageDirectory(resolve_root(run_config(parameters).artifact_root), spec.name, key)
             check = directory.verify()
             if not check.ok:
                 # The task run's own logger: the reason reaches the run's logs in the UI, whatever the
@@ -117,22 +111,31 @@ def _cache_key_fn(spec: StageSpec, key_storage: Path, locks: FlockLockManager) -
     return cache_key
 
 
-def retry_unless_user_error(task: Task, task_run: Any, state: Any) -> bool:
-    """Retry crashes and transient failures; a bad config, file or model fails at once."""
+def retry_transient(task: Task, task_run: Any, state: Any) -> bool:
+    """Retry a failure that may pass (network, hub servers, a busy GPU; see distill.errors), nothing else.
+
+    A user error fails at once: the same input fails the same way. So does a bug, and its traceback
+    goes into the task run's log, where the UI shows it (Prefect's own failure line names only the
+    exception). Prefect asks this only of a task that raised: a process that died is a crash, which
+    `prefect flow-run retry` resumes from the stage's checkpoints.
+    """
     try:
         state.result()
-    except DistillError:
+    except Exception as exc:  # noqa: BLE001 - classifying is the point
+        if is_transient(exc):
+            return True
+        if not isinstance(exc, DistillError):
+            trace = "".join(traceback.format_exception(exc))
+            get_run_logger().error("%s failed with a bug (not retried):\n%s", task.name, trace)
         return False
-    except Exception:
-        return True
-    return True
+    return False
 
 
 # Applied by @task in each stage module; caching is bound later, per artifact root (see `bind`).
 STAGE_TASK_OPTIONS: dict[str, Any] = {
     "retries": 2,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
-    "retry_condition_fn": retry_unless_user_error,
+    "retry_condition_fn": retry_transient,
 }
 
 
@@ -154,46 +157,33 @@ def bind(task: Task, spec: StageSpec, config: RunConfig, *, refresh: bool = Fals
     )
 
 
-def run_stage(
-    spec: StageSpec,
-    config: RunConfig,
-    body: Callable[[StageDirectory], dict[str, Any]],
-    *,
-    upstream: Mapping[str, StageResult] | None = None,
-    extra: Any = None,
-) -> StageResult:
+def run_stage(inputs: StageInput, artifact_root: str, body: Callable[[StageDirectory], dict[str, Any]]) -> StageResult:
     """Compute a stage into its directory, or return it when a complete, intact copy is already there."""
     # Concurrent stages take turns on the CPU cores or the GPU (tasks/compute.py); that includes hashing
     # and verifying files here, which would otherwise run beside another stage's latency measurement.
     with compute_slot():
-        return _run_stage(spec, config, body, dict(upstream or {}), extra)
+        return _run_stage(inputs, resolve_root(artifact_root), body)
 
 
-def _run_stage(
-    spec: StageSpec,
-    config: RunConfig,
-    body: Callable[[StageDirectory], dict[str, Any]],
-    upstream: dict[str, StageResult],
-    extra: Any,
-) -> StageResult:
+def _run_stage(inputs: StageInput, root: Path, body: Callable[[StageDirectory], dict[str, Any]]) -> StageResult:
     logger = get_run_logger()
-    key = stage_key(spec, config, upstream, extra)
-    directory = StageDirectory(resolve_root(config.artifact_root), spec.name, key)
+    name = inputs.kind
+    directory = StageDirectory(root, name, stage_key(inputs))
     context = TaskRunContext.get()
     if context is not None and context.task.refresh_cache:
         # An explicit refresh means recompute from scratch: no reuse, no resume.
-        logger.info("%s: refresh requested; discarding %s", spec.name, directory.path)
+        logger.info("%s: refresh requested; discarding %s", name, directory.path)
         shutil.rmtree(directory.path, ignore_errors=True)
     else:
         check = directory.verify()
         if check.ok:
             # The cache record was lost (e.g. _prefect/ deleted) but the artifacts are intact: no recompute.
-            logger.info("%s: complete output found at %s; reusing it", spec.name, directory.path)
+            logger.info("%s: complete output found at %s; reusing it", name, directory.path)
             return directory.result()
         if directory.path.is_dir():  # e.g. a run killed while training or writing: say why it is redone
-            logger.info("%s: %s is not usable (%s); recomputing", spec.name, directory.path, check.reason)
+            logger.info("%s: %s is not usable (%s); recomputing", name, directory.path, check.reason)
     directory.prepare()
-    logger.info("%s: computing into %s", spec.name, directory.path)
+    logger.info("%s: computing into %s", name, directory.path)
     # The stage's own work (training, evaluation, writing its files), without the key, hashes, manifest or
     # Prefect around it: what the stage cost, and what orchestration overhead is measured against. Recorded
     # in the stage directory as it goes, so that a killed attempt's time is counted by the one that finishes.
@@ -203,7 +193,7 @@ def _run_stage(
     if times.attempts > 1:
         logger.info(
             "%s: completed on attempt %d: %.1f s in this one, %.1f s in all",
-            spec.name,
+            name,
             times.attempts,
             times.seconds,
             times.all_seconds,
@@ -215,8 +205,8 @@ def _run_stage(
         STAGE_ATTEMPTS: times.attempts,
     }
     return directory.finalize(
-        config={"stage": spec.config_of(config), "extra": extra},
+        config=inputs.key_payload(),
         metrics=metrics,
-        upstream={name: result.manifest_sha256 for name, result in upstream.items()},
-        code_version=code_fingerprint(spec.modules),
+        upstream=upstream_of(inputs),
+        code_version=code_fingerprint(inputs.modules),
     )

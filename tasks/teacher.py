@@ -8,31 +8,24 @@ from prefect import get_run_logger, task
 
 from distill.artifacts import StageResult
 from distill.config import RunConfig
-from distill.precision import resolve_precision
 from distill.stages import teacher as teacher_stage
+from distill.stages.inputs import TeacherInput
+from distill.stages.plan import model_fingerprint, plan_teacher
 from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
-from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, model_fingerprint, run_stage
+from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 
-FINETUNE_TEACHER = StageSpec(
-    name="finetune_teacher",
-    modules=("distill.stages.teacher",),
-    config_of=lambda config: {
-        "seed": config.seed,
-        "precision": resolve_precision(config.precision),  # resolved: 'auto' on another machine may differ
-        "teacher": config.teacher.model_dump(mode="json"),
-    },
-    models_of=lambda config: [config.teacher.model],
-)
+FINETUNE_TEACHER = StageSpec(plan_teacher, TeacherInput)
 
 
-@task(name="finetune_teacher", **STAGE_TASK_OPTIONS)
+@task(name=FINETUNE_TEACHER.name, **STAGE_TASK_OPTIONS)
 def finetune_teacher(config: RunConfig) -> StageResult:
     """Fine-tune the teacher on the task; resumes from the stage's newest checkpoint after a crash."""
+    inputs = FINETUNE_TEACHER.inputs({"config": config})
     result = run_stage(
-        FINETUNE_TEACHER,
-        config,
+        inputs,
+        config.artifact_root,
         lambda stage: teacher_stage.finetune_teacher(
-            config,
+            inputs,
             stage,
             callbacks=[PrefectTrainingMonitor(FINETUNE_TEACHER.slug)],
             show_progress=sys.stderr.isatty(),
@@ -51,11 +44,13 @@ def use_finetuned_teacher(config: RunConfig) -> StageResult:
     # A hub teacher is pinned to one local snapshot (at `revision`), so its files can be fingerprinted.
     path = materialize(teacher.model, revision=teacher.revision, allow_pickle_weights=teacher.allow_pickle_weights)
     get_run_logger().info("teacher '%s' is marked fine-tuned; skipping fine-tuning (%s)", teacher.model, path)
+    fingerprint = model_fingerprint(path)
     return StageResult(
-        name="finetune_teacher",
+        name=FINETUNE_TEACHER.name,
         key="as-is",
         uri=path,
-        manifest_sha256=model_fingerprint(path),
+        manifest_sha256=fingerprint,
+        content_sha256=fingerprint,
         metrics={"finetuned": "as is"},
         model_path=path,
     )

@@ -151,36 +151,26 @@ def config_with_secrets():  # noqa: ANN201
     )
 
 
-def test_stage_manifests_and_flow_parameters_are_redacted(config_with_secrets: Any, tmp_path: Path) -> None:
+def test_stage_manifests_and_flow_parameters_are_redacted(
+    config_with_secrets: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import distill.stages.plan
     from flows.progressive import progressive_distillation
-    from tasks.augment import AUGMENT
-    from tasks.distill import baseline_spec, intermediate_spec, prediction_spec
-    from tasks.evaluate import EVALUATE
-    from tasks.teacher import FINETUNE_TEACHER
+    from tests.stage_inputs import every_input
 
-    specs = [
-        FINETUNE_TEACHER,
-        AUGMENT,
-        EVALUATE,
-        intermediate_spec("small"),
-        prediction_spec("small"),
-        baseline_spec("small"),
-    ]
-    for spec in specs:
+    # The models and data are unreachable URLs: stand-in fingerprints, since the manifests' text is under test.
+    monkeypatch.setattr(distill.stages.plan, "model_fingerprint", lambda name, revision=None: "model-fingerprint")
+    monkeypatch.setattr(distill.stages.plan, "data_fingerprint", lambda data: "data-fingerprint")
+    inputs = every_input(config_with_secrets, "small")
+    assert len(inputs) == 7
+    for stage_input in inputs:
         # What tasks/stage.py hands to StageDirectory.finalize, which writes it into manifest.json.
-        directory = StageDirectory(tmp_path, spec.name, "key")
+        directory = StageDirectory(tmp_path, stage_input.kind, "key")
         directory.prepare()
-        directory.finalize(
-            config={"stage": spec.config_of(config_with_secrets), "extra": None},
-            metrics={},
-            upstream={},
-            code_version="test",
-        )
+        directory.finalize(config=stage_input.key_payload(), metrics={}, upstream={}, code_version="test")
         manifest = (directory.path / "manifest.json").read_text()
-        assert "hunter2" not in manifest, spec.name
-    assert (
-        "https://***@models.example.com/teacher" in (tmp_path / FINETUNE_TEACHER.name / "key/manifest.json").read_text()
-    )
+        assert "hunter2" not in manifest, stage_input.kind
+    assert "https://***@models.example.com/teacher" in (tmp_path / "finetune_teacher/key/manifest.json").read_text()
     # Flow parameters are stored by the Prefect API and shown in its UI.
     shown = json.dumps(progressive_distillation.serialize_parameters({"config": config_with_secrets}))
     assert "hunter2" not in shown and "https://***@models.example.com/student" in shown

@@ -109,7 +109,7 @@ def detect_kind(path: Path) -> Kind:
 
 
 @dataclass(frozen=True)
-class AugmentInput:
+class AugmentSource:
     """Validated data to augment: a SQuAD object, or rows with the columns to augment."""
 
     kind: Kind
@@ -119,15 +119,15 @@ class AugmentInput:
     text_columns: list[str] | None = None
 
     @classmethod
-    def from_squad(cls, squad: dict[str, Any]) -> AugmentInput:
+    def from_squad(cls, squad: dict[str, Any]) -> AugmentSource:
         return cls("squad", squad=squad)
 
     @classmethod
-    def from_rows(cls, columns: list[str], rows: list[dict[str, Any]], text_columns: list[str]) -> AugmentInput:
+    def from_rows(cls, columns: list[str], rows: list[dict[str, Any]], text_columns: list[str]) -> AugmentSource:
         return cls("classification", columns=columns, rows=rows, text_columns=text_columns)
 
 
-def read_input(path: Path, settings: AugmentConfig, text_columns: list[str]) -> AugmentInput:
+def read_input(path: Path, settings: AugmentConfig, text_columns: list[str]) -> AugmentSource:
     """Read and check a file before any model loads: bad input fails in a second, naming the file."""
     if detect_kind(path) == "squad":
         squad = read_json(path)
@@ -137,7 +137,7 @@ def read_input(path: Path, settings: AugmentConfig, text_columns: list[str]) -> 
             base, _, k = qid.rpartition("-aug")
             if base in ids and k.isdigit() and 1 <= int(k) <= settings.factor:
                 raise DataError(f"{path}: question id {qid} already exists; augmented ids would collide")
-        return AugmentInput.from_squad(squad)
+        return AugmentSource.from_squad(squad)
     frame = read_frame(path)
     for column in text_columns:
         if column not in frame.columns:
@@ -149,7 +149,7 @@ def read_input(path: Path, settings: AugmentConfig, text_columns: list[str]) -> 
         for column in text_columns:
             if not isinstance(row[column], str) or not row[column].strip():
                 raise DataError(f"{path}: row {number}: column {column!r} is empty or not text")
-    return AugmentInput.from_rows([str(c) for c in frame.columns], rows, text_columns)
+    return AugmentSource.from_rows([str(c) for c in frame.columns], rows, text_columns)
 
 
 def _check_output(input_path: Path, output_path: Path, kind: Kind) -> None:
@@ -167,14 +167,14 @@ def _check_output(input_path: Path, output_path: Path, kind: Kind) -> None:
 # --------------------------------------------------------------------------- units and workers
 
 
-def _units(data: AugmentInput, seed: int) -> list[tuple]:
+def _units(data: AugmentSource, seed: int) -> list[tuple]:
     if data.kind == "squad":
         return [("squad", paragraph, unit, seed) for unit, paragraph in enumerate(paragraphs(data.squad))]
     rows = data.rows
     return [("rows", rows[i : i + CHUNK], i, data.text_columns, seed) for i in range(0, len(rows), CHUNK)]
 
 
-def _vocabulary(data: AugmentInput, settings: AugmentConfig) -> set[str]:
+def _vocabulary(data: AugmentSource, settings: AugmentConfig) -> set[str]:
     """Every word a neighbour may be asked for (one table, built before any unit runs)."""
     if data.kind == "squad":
         texts = [p["context"] for p in paragraphs(data.squad)]
@@ -247,7 +247,7 @@ def augment_file(
 
 
 def augment_to_file(
-    data: AugmentInput,
+    data: AugmentSource,
     output_path: Path,
     settings: AugmentConfig,
     *,
@@ -278,7 +278,7 @@ def augment_to_file(
     return AugmentResult(kind, str(output_path), stats, time.perf_counter() - started, settings.keep_original)
 
 
-def _write(path: Path, data: AugmentInput, outputs: list[list[dict[str, Any]]]) -> None:
+def _write(path: Path, data: AugmentSource, outputs: list[list[dict[str, Any]]]) -> None:
     if data.kind == "classification":
         write_records(path, data.columns, [row for chunk in outputs for row in chunk])
         return

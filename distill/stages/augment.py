@@ -11,32 +11,23 @@ import logging
 from typing import Any
 
 from distill.artifacts import StageDirectory
-from distill.augment.runner import AugmentInput, Progress, augment_to_file
-from distill.config import ClassificationDataConfig, RunConfig
+from distill.augment.runner import AugmentSource, Progress, augment_to_file
 from distill.data.task_data import QAData
-from distill.stages.common import load_task_data
+from distill.stages.common import augmented_file_name, load_task_data
+from distill.stages.inputs import AugmentInput
 
 log = logging.getLogger("distill")
 
-QA_FILE = "train.json"
-CLASSIFICATION_FILE = "train.jsonl"
-
-
-def train_file_name(config: RunConfig) -> str:
-    return CLASSIFICATION_FILE if isinstance(config.data, ClassificationDataConfig) else QA_FILE
-
 
 def augment_training_data(
-    config: RunConfig, directory: StageDirectory, progress: Progress | None = None
+    inputs: AugmentInput, directory: StageDirectory, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Write the augmented training split into `directory`; returns counts, speed and the file's name."""
-    assert config.augmentation is not None
-    data = load_task_data(config)
+    settings = inputs.data.config
+    data = load_task_data(settings)
     if isinstance(data, QAData):
-        squad = data.train.to_json()
-        source = AugmentInput.from_squad(squad)
+        source = AugmentSource.from_squad(data.train.to_json())
     else:
-        settings = config.data
         columns = [settings.text_column, settings.label_column]
         texts = [settings.text_column]
         if settings.text_pair_column:
@@ -48,9 +39,8 @@ def augment_training_data(
             dict(zip(columns, [text, label] + ([pair] if settings.text_pair_column else []), strict=True))
             for text, label, pair in zip(train.texts, train.labels, pairs, strict=True)
         ]
-        source = AugmentInput.from_rows(columns, rows, texts)
-    result = augment_to_file(
-        source, directory.path / train_file_name(config), config.augmentation, seed=config.seed, progress=progress
-    )
+        source = AugmentSource.from_rows(columns, rows, texts)
+    name = augmented_file_name(settings)
+    result = augment_to_file(source, directory.path / name, inputs.augmentation, seed=inputs.seed, progress=progress)
     log.info("augmentation: %s", result.summary())
-    return {"train_file": train_file_name(config), "method": config.augmentation.method, **result.as_metrics()}
+    return {"train_file": name, "method": inputs.augmentation.method, **result.as_metrics()}

@@ -4,34 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, set_seed
 
 from distill.artifacts import StageDirectory
-from distill.config import DistillStageConfig, QADataConfig, RunConfig, TrainingConfig
+from distill.config import DataConfig, QADataConfig, TrainingConfig
 from distill.data.classification import encode_labels, read_classification
 from distill.data.squad import read_squad
 from distill.data.task_data import ClassificationData, QAData, describe, load_classification_data, load_qa_data
 from distill.models.loading import ModelTask, load_model, load_tokenizer
 from distill.models.student import build_student, check_same_vocabulary
-from distill.precision import resolve_precision
 from distill.profiling import parameter_count
+from distill.stages.inputs import ArtifactRef, StudentStepInput
 from distill.training.features import train_features
 from distill.training.trainer import TrainSummary, train
 
+# The augment stage's output file: SQuAD JSON for QA, JSONL with the config's columns for classification.
+AUGMENTED_QA_FILE = "train.json"
+AUGMENTED_CLASSIFICATION_FILE = "train.jsonl"
+
+
+def augmented_file_name(settings: DataConfig) -> str:
+    return AUGMENTED_QA_FILE if isinstance(settings, QADataConfig) else AUGMENTED_CLASSIFICATION_FILE
+
+
+def augmented_train_file(augmented: ArtifactRef | None, settings: DataConfig) -> str | None:
+    """The augmented training file inside the augment stage's directory (None: the run does not augment)."""
+    return None if augmented is None else str(Path(augmented.uri) / augmented_file_name(settings))
+
 
 def load_task_data(
-    config: RunConfig, *, need_train: bool = True, train_file: str | None = None
+    settings: DataConfig, *, need_train: bool = True, train_file: str | None = None
 ) -> QAData | ClassificationData:
     """The run's data; `train_file` (the augment stage's output) replaces the training split when given."""
-    if isinstance(config.data, QADataConfig):
-        data = load_qa_data(config.data, need_train=need_train and train_file is None)
+    if isinstance(settings, QADataConfig):
+        data = load_qa_data(settings, need_train=need_train and train_file is None)
         return data if train_file is None else replace(data, train=read_squad(train_file))
-    data = load_classification_data(config.data, need_train=need_train and train_file is None)
+    data = load_classification_data(settings, need_train=need_train and train_file is None)
     if train_file is None:
         return data
-    settings = config.data
     train = read_classification(
         train_file,
         text_column=settings.text_column,
@@ -56,9 +69,7 @@ class StudentSetup:
 
 
 def prepare_student(
-    config: RunConfig,
-    stage: DistillStageConfig,
-    teacher_path: str,
+    inputs: StudentStepInput,
     *,
     student_init: str | None = None,
     attn_implementation: str | None = None,
@@ -67,18 +78,19 @@ def prepare_student(
 ) -> StudentSetup:
     """The one way every step of a stage gets its student, so all of them start from the same weights.
 
-    The student is built from `stage.student` right after seeding (a new head or a fresh
-    model is initialised from `config.seed`), or loaded from `student_init`, the output of
+    The student is built from `inputs.student` right after seeding (a new head or a fresh
+    model is initialised from `inputs.seed`), or loaded from `student_init`, the output of
     intermediate-layer distillation. Features are tokenized once with the teacher's
     tokenizer, so teacher and student must share a vocabulary (checked here, before compute).
     `train_file` is the augmented training data, when the run augments.
     """
-    data = load_task_data(config, train_file=train_file)
+    data = load_task_data(inputs.data.config, train_file=train_file)
     task: ModelTask = "qa" if isinstance(data, QAData) else "classification"
     id2label = dict(enumerate(data.label_list)) if isinstance(data, ClassificationData) else None
-    trust = config.teacher.trust_remote_code
+    trust = inputs.trust_remote_code
+    teacher_path = inputs.teacher.model()
     teacher_tokenizer = load_tokenizer(teacher_path, trust_remote_code=trust)
-    set_seed(config.seed)
+    set_seed(inputs.seed)
     if student_init is not None:
         student, _ = load_model(
             student_init, task, id2label=id2label, trust_remote_code=trust, attn_implementation=attn_implementation
@@ -87,7 +99,7 @@ def prepare_student(
         name = f"intermediate-distilled student '{student_init}'"
     else:
         student, tokenizer, name = build_student(
-            stage.student,
+            inputs.student,
             teacher_path,
             task,
             id2label=id2label,
@@ -95,14 +107,14 @@ def prepare_student(
             attn_implementation=attn_implementation,
         )
     check_same_vocabulary(teacher_path, teacher_tokenizer, name, tokenizer)
-    features, collator = train_features(data, teacher_tokenizer, config.data, for_distillation=for_distillation)
+    features, collator = train_features(data, teacher_tokenizer, inputs.data.config, for_distillation=for_distillation)
     return StudentSetup(data, task, student, tokenizer, name, features, collator)
 
 
 def train_student(
     setup: StudentSetup,
     training: TrainingConfig,
-    config: RunConfig,
+    inputs: StudentStepInput,
     directory: StageDirectory,
     *,
     callbacks: Sequence[TrainerCallback] = (),
@@ -118,12 +130,12 @@ def train_student(
         setup.features,
         training,
         checkpoint_dir=directory.checkpoints,
-        seed=config.seed,
+        seed=inputs.seed,
         callbacks=callbacks,
         data_collator=setup.collator,
         processing_class=setup.tokenizer,
         show_progress=show_progress,
-        precision=resolve_precision(config.precision),
+        precision=inputs.precision,
         group_by_length=setup.task == "qa",
         **options,
     )

@@ -28,90 +28,104 @@ from distill.evaluation import (
 )
 from distill.io import atomic_write_json
 from distill.models.loading import load_model, load_tokenizer
-from distill.precision import default_device, resolve_precision
 from distill.profiling import SpeedRequest, first_input, measure_speed, parameter_count, size_on_disk_mb
 from distill.qa.features import columns, prepare_eval_features
 from distill.stages.common import load_task_data
+from distill.stages.inputs import EvaluateInput, ValidateInput
 
 
 @dataclass(frozen=True)
-class _Scorer:
-    """A model loaded to be scored on the run's data, as every scoring of it must be: one batch size and precision."""
+class Scorer:
+    """A model loaded to be scored, as every scoring of it must be (the evaluate stage's and `distill evaluate`'s):
+    one batch size and precision, and for classification one rule for its labels (see `load_scorer`)."""
 
-    config: RunConfig
+    batch_size: int
+    precision: str
     model: Any
     tokenizer: Any
-    fresh: Any  # the newly initialised head tensors, if any
-    label_list: list[str] | None  # classification: the model's labels, in id order
+    fresh: list[str]  # the newly initialised head tensors, if any: the scores are an untrained model's
+    label_list: list[str] | None  # classification: the labels in the head's id order
     progress: Progress | None
 
     @property
     def options(self) -> dict[str, Any]:
-        return {
-            "batch_size": self.config.teacher.training.eval_batch_size,
-            "progress": self.progress,
-            # Models are evaluated where they load: on the CPU.
-            "precision": resolve_precision(self.config.precision, "cpu"),
-        }
+        return {"batch_size": self.batch_size, "progress": self.progress, "precision": self.precision}
 
     def qa(self, dataset: SquadDataset, settings: QADataConfig, validation: SquadDataset | None = None) -> QAEvaluation:
         return evaluate_qa(self.model, self.tokenizer, dataset, settings, validation=validation, **self.options)
 
-    def classification(self, dataset: ClassificationDataset) -> ClassificationEvaluation:
+    def classification(self, dataset: ClassificationDataset, max_seq_length: int) -> ClassificationEvaluation:
         assert self.label_list is not None
         return evaluate_classification(
-            self.model,
-            self.tokenizer,
-            dataset,
-            self.label_list,
-            max_seq_length=self.config.data.max_seq_length,
-            **self.options,
+            self.model, self.tokenizer, dataset, self.label_list, max_seq_length=max_seq_length, **self.options
         )
 
 
-def _load_scorer(
-    config: RunConfig,
+def _generic(labels: list[str]) -> bool:
+    return all(label == f"LABEL_{index}" for index, label in enumerate(labels))
+
+
+def load_scorer(
     model_path: str,
-    data: QAData | ClassificationData,
-    trust_remote_code: bool,
-    progress: Progress | None,
-) -> _Scorer:
+    labels: list[str] | None,
+    *,
+    batch_size: int,
+    precision: str,
+    trust_remote_code: bool = False,
+    progress: Progress | None = None,
+) -> Scorer:
+    """Load `model_path` to score QA (`labels` None) or classification into the data's `labels`.
+
+    A classification head is sized for the data's labels (a trained head of another size is an
+    error). A head that names its labels is read by name, and they must be the data's; a new head,
+    or one whose labels are only `LABEL_<i>`, takes the data's labels in order.
+    """
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-    if isinstance(data, QAData):
+    options = dict(batch_size=batch_size, precision=precision, tokenizer=tokenizer, progress=progress)
+    if labels is None:
         model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
-        return _Scorer(config, model, tokenizer, fresh, None, progress)
-    model, fresh = load_model(
-        model_path, "classification", num_labels=len(data.label_list), trust_remote_code=trust_remote_code
+        return Scorer(model=model, fresh=fresh, label_list=None, **options)
+    model, fresh = load_model(model_path, "classification", num_labels=len(labels), trust_remote_code=trust_remote_code)
+    named = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if fresh or (_generic(named) and not _generic(labels)):
+        named = list(labels)
+    elif sorted(named) != sorted(labels):
+        raise ModelError(f"model '{model_path}': trained for labels {named}, data has {labels}")
+    return Scorer(model=model, fresh=fresh, label_list=named, **options)
+
+
+def _load_scorer(
+    inputs: EvaluateInput | ValidateInput, data: QAData | ClassificationData, progress: Progress | None
+) -> Scorer:
+    return load_scorer(
+        inputs.model.model(),
+        None if isinstance(data, QAData) else data.label_list,
+        batch_size=inputs.batch_size,
+        precision=inputs.precision,
+        trust_remote_code=inputs.trust_remote_code,
+        progress=progress,
     )
-    label_list = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if sorted(label_list) != sorted(data.label_list):
-        raise ModelError(f"model '{model_path}': trained for labels {label_list}, data has {data.label_list}")
-    return _Scorer(config, model, tokenizer, fresh, label_list, progress)
 
 
-def _validate_classification(scorer: _Scorer, validation: ClassificationDataset, output_dir: Path) -> dict[str, Any]:
-    evaluation = scorer.classification(validation)
+def _validate_classification(
+    scorer: Scorer, validation: ClassificationDataset, max_seq_length: int, output_dir: Path
+) -> dict[str, Any]:
+    evaluation = scorer.classification(validation, max_seq_length)
     atomic_write_json(output_dir / "validation_predictions.json", evaluation.predictions)
     return validation_metrics(evaluation.metrics)
 
 
-def evaluate_model(
-    config: RunConfig,
-    model_path: str,
-    output_dir: Any,
-    *,
-    trust_remote_code: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Score the model at `model_path` on the eval data; predictions go to `output_dir` (see write_qa_predictions).
+def evaluate_model(inputs: EvaluateInput, output_dir: Any, *, progress: Progress | None = None) -> dict[str, Any]:
+    """Score `inputs.model` on the eval data; predictions go to `output_dir` (see write_qa_predictions).
 
     QA `f1`/`exact` are at the configured `null_score_diff_threshold`; with validation data on
     v2, the figures at the threshold tuned on it are beside them as `tuned_*`. With validation
     data, its figures are beside the eval ones as `validation_*` (those `validate_model` gives).
     """
-    data = load_task_data(config, need_train=False)
-    settings, output_dir = config.data, Path(output_dir)
-    scorer = _load_scorer(config, model_path, data, trust_remote_code, progress)
+    data = load_task_data(inputs.data.config, need_train=False)
+    settings, output_dir = inputs.data.config, Path(output_dir)
+    model_path, trust_remote_code = inputs.model.model(), inputs.trust_remote_code
+    scorer = _load_scorer(inputs, data, progress)
     tokenizer = scorer.tokenizer
     if isinstance(data, QAData):
         assert isinstance(settings, QADataConfig)
@@ -128,15 +142,15 @@ def evaluate_model(
             )
         )
     else:
-        classified = scorer.classification(data.eval)
+        classified = scorer.classification(data.eval, settings.max_seq_length)
         metrics = dict(classified.metrics)
         atomic_write_json(output_dir / "predictions.json", classified.predictions)
         if data.validation is not None:
-            metrics.update(_validate_classification(scorer, data.validation, output_dir))
+            metrics.update(_validate_classification(scorer, data.validation, settings.max_seq_length, output_dir))
         sample = first_input(
             tokenize_classification(data.eval.take([0], ""), tokenizer, max_seq_length=settings.max_seq_length)
         )
-    cost = config.evaluation
+    cost = inputs.cost
     metrics.update(
         precision=scorer.options["precision"],
         parameters=parameter_count(scorer.model),
@@ -151,7 +165,7 @@ def evaluate_model(
         num_labels=None if isinstance(data, QAData) else len(data.label_list),
         trust_remote_code=trust_remote_code,
         example=sample,
-        precision=resolve_precision(config.precision, default_device()),  # the device latency is timed on
+        precision=inputs.speed_precision,  # that of the device latency is timed on
         threads=cost.latency_threads,
         latency_seconds=cost.latency_seconds,
         latency_samples=cost.latency_samples,
@@ -161,29 +175,22 @@ def evaluate_model(
     return metrics
 
 
-def validate_model(
-    config: RunConfig,
-    model_path: str,
-    output_dir: Any,
-    *,
-    trust_remote_code: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Score the model at `model_path` on the validation set only: the `validation_*` keys `evaluate_model` adds.
+def validate_model(inputs: ValidateInput, output_dir: Any, *, progress: Progress | None = None) -> dict[str, Any]:
+    """Score `inputs.model` on the validation set only: the `validation_*` keys `evaluate_model` adds.
 
     Nothing is predicted on eval and nothing is timed. Validation predictions go to `output_dir`
     as `validation_predictions.json` (QA v2: and `validation_null_odds.json`).
     """
-    data = load_task_data(config, need_train=False)
+    settings = inputs.data.config
+    data = load_task_data(settings, need_train=False)
     if data.validation is None:
         raise DataError(
             "data: no validation set to score on; set data.validation or data.validation_fraction "
             "(eval is the test set, which nothing is selected on)"
         )
     output_dir = Path(output_dir)
-    scorer = _load_scorer(config, model_path, data, trust_remote_code, progress)
+    scorer = _load_scorer(inputs, data, progress)
     if isinstance(data, QAData):
-        settings = config.data
         assert isinstance(settings, QADataConfig) and data.validation is not None
         # Scored as evaluate_model scores it: with abstention exactly when the eval figures are.
         as_eval = settings.model_copy(update={"version_2_with_negative": qa_version_2(settings, data.eval)})
@@ -191,7 +198,7 @@ def validate_model(
         _write_qa_files(evaluation, output_dir, "validation_")
         return validation_metrics(evaluation.metrics)
     assert data.validation is not None
-    return _validate_classification(scorer, data.validation, output_dir)
+    return _validate_classification(scorer, data.validation, settings.max_seq_length, output_dir)
 
 
 def task_metric_name(config: RunConfig) -> str:

@@ -10,13 +10,14 @@ from safetensors.torch import save_file
 from transformers import TrainerCallback
 
 from distill.artifacts import StageDirectory
-from distill.config import DistillStageConfig, IntermediateLayerConfig, RunConfig
+from distill.config import IntermediateLayerConfig
 from distill.layer_map import resolve_layer_map
 from distill.models.attention import RECORDING_ATTENTION
 from distill.models.loading import load_model, save_model
 from distill.models.student import num_layers
 from distill.profiling import parameter_count
-from distill.stages.common import prepare_student, student_metrics, train_student
+from distill.stages.common import augmented_train_file, prepare_student, student_metrics, train_student
+from distill.stages.inputs import IntermediateInput
 from distill.training.intermediate import (
     HiddenProjections,
     IntermediateDistillationTrainer,
@@ -34,12 +35,9 @@ def attention_implementation(settings: IntermediateLayerConfig) -> str | None:
 
 
 def distill_intermediate_layers(
-    config: RunConfig,
-    stage: DistillStageConfig,
-    teacher_path: str,
+    inputs: IntermediateInput,
     directory: StageDirectory,
     *,
-    train_file: str | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
 ) -> dict[str, Any]:
@@ -47,16 +45,17 @@ def distill_intermediate_layers(
 
     The student lands in `directory.model_dir` (a plain HF model with its task head, ready
     for prediction-layer distillation); the learned projections and the layer map are
-    saved next to it. `train_file` is the augmented training data, when the run augments.
+    saved next to it. `inputs.augmented` is the augmented training data, when the run augments.
     """
-    settings = stage.intermediate_layer
-    assert settings is not None
+    settings = inputs.intermediate_layer
     # The same initial student as the baseline's (and, without this step, the prediction-layer step's).
     attention = attention_implementation(settings)
-    setup = prepare_student(config, stage, teacher_path, attn_implementation=attention, train_file=train_file)
+    train_file = augmented_train_file(inputs.augmented, inputs.data.config)
+    setup = prepare_student(inputs, attn_implementation=attention, train_file=train_file)
     student = setup.student
+    teacher_path = inputs.teacher.model()
     teacher, _ = load_model(
-        teacher_path, setup.task, trust_remote_code=config.teacher.trust_remote_code, attn_implementation=attention
+        teacher_path, setup.task, trust_remote_code=inputs.trust_remote_code, attn_implementation=attention
     )
     pairs = resolve_layer_map(
         settings.layer_map, num_layers(student, setup.student_name), num_layers(teacher, teacher_path)
@@ -66,7 +65,7 @@ def distill_intermediate_layers(
     summary = train_student(
         setup,
         settings.training,
-        config,
+        inputs,
         directory,
         callbacks=callbacks,
         show_progress=show_progress,

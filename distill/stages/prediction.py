@@ -15,11 +15,10 @@ from typing import Any
 from transformers import TrainerCallback
 
 from distill.artifacts import StageDirectory
-from distill.config import DistillStageConfig, RunConfig
 from distill.errors import DistillError
 from distill.models.loading import load_model, save_model
-from distill.precision import resolve_precision
-from distill.stages.common import prepare_student, student_metrics, train_student
+from distill.stages.common import augmented_train_file, prepare_student, student_metrics, train_student
+from distill.stages.inputs import BaselineInput, PredictionInput
 from distill.training import teacher_logits as logits_cache
 from distill.training.distillation import PredictionDistillationTrainer
 
@@ -43,32 +42,30 @@ def check_teacher_quality(metric_label: str, value: float | None, threshold: flo
 
 
 def distill_prediction_layer(
-    config: RunConfig,
-    stage: DistillStageConfig,
-    teacher_path: str,
-    teacher_manifest: str,
+    inputs: PredictionInput,
     directory: StageDirectory,
     *,
-    logits_root: Path,
-    student_init: str | None = None,
-    train_file: str | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Train the stage's student on the teacher's softened outputs; the student lands in `directory.model_dir`.
 
-    With `student_init` (the output of intermediate-layer distillation) training continues
-    from that student instead of a newly built one. `train_file` is the augmented training
+    With `inputs.student_init` (the output of intermediate-layer distillation) training continues
+    from that student instead of a newly built one. `inputs.augmented` is the augmented training
     data, when the run augments.
     """
     setup = prepare_student(
-        config, stage, teacher_path, student_init=student_init, for_distillation=True, train_file=train_file
+        inputs,
+        student_init=inputs.student_init.model() if inputs.student_init else None,
+        for_distillation=True,
+        train_file=augmented_train_file(inputs.augmented, inputs.data.config),
     )
-    settings = stage.prediction_layer
+    settings = inputs.prediction_layer
     features, task = setup.features, setup.task
+    teacher_path = inputs.teacher.model()
 
     def load_teacher() -> Any:
-        return load_model(teacher_path, task, trust_remote_code=config.teacher.trust_remote_code)[0]
+        return load_model(teacher_path, task, trust_remote_code=inputs.trust_remote_code)[0]
 
     output_names = ("start_logits", "end_logits") if task == "qa" else ("logits",)
     trainer_kwargs: dict[str, Any] = {
@@ -78,10 +75,10 @@ def distill_prediction_layer(
     }
     extra: dict[str, Any] = {"teacher_cache": settings.teacher_cache}
     if settings.teacher_cache and settings.loss_weight > 0:
-        precision = resolve_precision(config.precision)
+        precision = inputs.precision
         arrays, folder, seconds = logits_cache.load_or_compute(
-            logits_root,
-            teacher_manifest,
+            Path(inputs.logits_root),
+            inputs.teacher.content,
             features,
             # The teacher is loaded only to compute its logits: every later student of it (a sweep's trials, a
             # retry) reads them from disk and never loads it.
@@ -106,7 +103,7 @@ def distill_prediction_layer(
     summary = train_student(
         setup,
         settings.training,
-        config,
+        inputs,
         directory,
         callbacks=callbacks,
         show_progress=show_progress,
@@ -119,18 +116,14 @@ def distill_prediction_layer(
 
 
 def train_baseline(
-    config: RunConfig,
-    stage: DistillStageConfig,
-    teacher_path: str,
+    inputs: BaselineInput,
     directory: StageDirectory,
     *,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """The same student, data and schedule, trained on hard labels only: the no-distillation reference."""
-    setup = prepare_student(config, stage, teacher_path)
-    summary = train_student(
-        setup, stage.prediction_layer.training, config, directory, callbacks=callbacks, show_progress=show_progress
-    )
+    setup = prepare_student(inputs)
+    summary = train_student(setup, inputs.training, inputs, directory, callbacks=callbacks, show_progress=show_progress)
     save_model(setup.student, setup.tokenizer, directory.model_dir)
     return student_metrics(setup, summary)

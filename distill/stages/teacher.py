@@ -8,27 +8,30 @@ from typing import Any
 from transformers import TrainerCallback, set_seed
 
 from distill.artifacts import StageDirectory
-from distill.config import RunConfig
 from distill.data.task_data import QAData, describe
 from distill.models.loading import load_model, load_tokenizer, save_model
-from distill.precision import resolve_precision
 from distill.stages.common import load_task_data
+from distill.stages.inputs import TeacherInput
 from distill.training.features import train_features
 from distill.training.trainer import train
 
 
 def finetune_teacher(
-    config: RunConfig, stage: StageDirectory, *, callbacks: Sequence[TrainerCallback] = (), show_progress: bool = False
+    inputs: TeacherInput,
+    stage: StageDirectory,
+    *,
+    callbacks: Sequence[TrainerCallback] = (),
+    show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Fine-tune `config.teacher` on the training data; the model lands in `stage.model_dir`.
+    """Fine-tune `inputs.teacher` on the training data; the model lands in `stage.model_dir`.
 
     Checkpoints go to `stage.checkpoints`, so a retry resumes instead of restarting.
     Returns training metrics and data sizes.
     """
-    teacher = config.teacher
-    data = load_task_data(config)
+    teacher = inputs.teacher
+    data = load_task_data(inputs.data.config)
     tokenizer = load_tokenizer(teacher.model, revision=teacher.revision, trust_remote_code=teacher.trust_remote_code)
-    set_seed(config.seed)  # before loading: the new task head is initialised from this seed
+    set_seed(inputs.seed)  # before loading: the new task head is initialised from this seed
     options = dict(
         revision=teacher.revision,
         trust_remote_code=teacher.trust_remote_code,
@@ -38,18 +41,18 @@ def finetune_teacher(
         model, _ = load_model(teacher.model, "qa", **options)
     else:
         model, _ = load_model(teacher.model, "classification", id2label=dict(enumerate(data.label_list)), **options)
-    features, collator = train_features(data, tokenizer, config.data)
+    features, collator = train_features(data, tokenizer, inputs.data.config)
     summary = train(
         model,
         features,
         teacher.training,
         checkpoint_dir=stage.checkpoints,
-        seed=config.seed,
+        seed=inputs.seed,
         callbacks=callbacks,
         data_collator=collator,
         processing_class=tokenizer,
         show_progress=show_progress,
-        precision=resolve_precision(config.precision),
+        precision=inputs.precision,
         group_by_length=isinstance(data, QAData),
     )
     save_model(model, tokenizer, stage.model_dir)

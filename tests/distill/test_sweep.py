@@ -140,7 +140,7 @@ def test_preflight_refuses_a_metric_the_validation_data_cannot_report(tmp_path: 
     raw["data"].update({name: str(path) for name, path in files.items()})
     raw["stages"][0]["sweep"] = {"params": {"prediction_layer.temperature": [1.0, 2.0]}, "metric": "best_f1"}
     config = parse_config(raw, source="tiny.yaml")
-    data = load_task_data(config)
+    data = load_task_data(config.data)
     with pytest.raises(ConfigError, match=r"stages\[0\].sweep.metric: best_f1 .* v1.1"):
         check_sweep_metrics(config, data)
     raw["stages"][0]["sweep"]["metric"] = "f1"

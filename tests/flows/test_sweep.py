@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from distill.artifacts import COMPLETE, MANIFEST
+from distill.artifacts import COMPLETE, MANIFEST, content_hash
 from distill.config import RunConfig, load_config, parse_config
 from distill.errors import DataError
 from distill.evaluation import evaluate_classification
@@ -157,7 +157,7 @@ def test_adding_trials_computes_only_the_new_ones(sweep_runs: SweepRuns) -> None
 
 def eval_accuracy(config: RunConfig, model_dir: str) -> float:
     """A model's accuracy on the run's eval data: what a choice made on the test set would look at."""
-    data = load_task_data(config, need_train=False)
+    data = load_task_data(config.data, need_train=False)
     model, _ = load_model(model_dir, "classification", num_labels=2)
     evaluation = evaluate_classification(
         model, load_tokenizer(model_dir), data.eval, data.label_list, max_seq_length=config.data.max_seq_length
@@ -192,10 +192,9 @@ def test_the_chosen_trial_teaches_the_next_stage_and_is_reported(sweep_runs: Swe
     chosen = next(row for row in trial_rows(outcome) if row["chosen"])
     stages = {s["name"]: s for s in outcome["stages"]}
     chosen_student = stages[f"distill_swept-trial-{chosen['trial']}"]
-    evaluated = manifest(stages["evaluate_swept"]["uri"])
-    assert evaluated["upstream"]["model"] == Path(chosen_student["uri"], COMPLETE).read_text().strip()
-    taught = manifest(stages["distill_next"]["uri"])
-    assert taught["upstream"]["teacher"] == Path(chosen_student["uri"], COMPLETE).read_text().strip()
+    chosen_content = content_hash(manifest(chosen_student["uri"])["files"])
+    assert manifest(stages["evaluate_swept"]["uri"])["upstream"]["model"] == chosen_content
+    assert manifest(stages["distill_next"]["uri"])["upstream"]["teacher"] == chosen_content
     # sweep.csv in the run report, with a plot; the sweep-<stage> table artifact in the API.
     report_dir = Path(outcome["report_dir"])
     assert (report_dir / SWEEP_CSV).read_text().count("\n") == 1 + 1 + 4  # header, baseline, trials

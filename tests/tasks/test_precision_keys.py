@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from distill.config import load_config
-from tasks.augment import AUGMENT
-from tasks.distill import baseline_spec, intermediate_spec, prediction_spec
-from tasks.evaluate import EVALUATE
-from tasks.teacher import FINETUNE_TEACHER
+from distill.stages.plan import plan_augment
+from tasks.stage import stage_key
+from tests.stage_inputs import every_input
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 
@@ -24,11 +23,14 @@ def configs():  # noqa: ANN201
 def test_training_and_evaluation_keys_follow_precision(configs) -> None:  # noqa: ANN001
     fp32, bf16 = configs
     stage = fp32.stages[0].name
-    for spec in (FINETUNE_TEACHER, EVALUATE, intermediate_spec(stage), prediction_spec(stage), baseline_spec(stage)):
-        assert spec.config_of(fp32)["precision"] == "fp32", spec.name
-        assert spec.config_of(fp32) != spec.config_of(bf16), spec.name
+    for first, second in zip(every_input(fp32, stage), every_input(bf16, stage), strict=True):
+        if first.kind == "augment_training_data":
+            continue
+        assert first.key_payload()["precision"] == "fp32", first.kind
+        assert stage_key(first) != stage_key(second), first.kind
 
 
 def test_augmentation_key_ignores_precision(configs) -> None:  # noqa: ANN001
     fp32, bf16 = configs
-    assert AUGMENT.config_of(fp32) == AUGMENT.config_of(bf16)
+    assert fp32.augmentation is not None
+    assert stage_key(plan_augment(fp32)) == stage_key(plan_augment(bf16))

@@ -1,5 +1,5 @@
-"""Retries on a real stage task against the real Prefect server: a transient failure is retried, a user
-error (DistillError) fails at once.
+"""Retries on a real stage task against the real Prefect server: a transient failure is retried; a user
+error (DistillError) and a bug fail at once, the bug with its traceback in the run's logs.
 
 Only the stage body (the `distill` training function) is replaced, by one that fails as told; the task,
 its retry options and condition, its caching and its stage directory are the product's.
@@ -66,7 +66,7 @@ def run_teacher_stage(config: Any) -> Any:
 def test_transient_failures_are_retried_until_the_stage_succeeds(
     tmp_path: Path, prefect_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    body, attempts = failing_body(2, OSError("Connection reset by peer"))
+    body, attempts = failing_body(2, ConnectionResetError(104, "Connection reset by peer"))
     monkeypatch.setattr(distill.stages.teacher, "finetune_teacher", body)
     config = tiny_config(tmp_path / "artifacts")
     state = run_teacher_stage(config)
@@ -92,3 +92,20 @@ def test_a_user_error_is_not_retried(tmp_path: Path, prefect_server: str, monkey
     assert not list((tmp_path / "artifacts" / "finetune_teacher").glob("*/_COMPLETE"))
     recorded = server_task_run(state.state_details.task_run_id)
     assert recorded.state.is_failed() and recorded.run_count == 1
+
+
+def test_a_bug_is_not_retried_and_its_traceback_is_logged(
+    tmp_path: Path, prefect_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body, attempts = failing_body(3, ValueError("no training features"))
+    monkeypatch.setattr(distill.stages.teacher, "finetune_teacher", body)
+    state = run_teacher_stage(tiny_config(tmp_path / "artifacts"))
+    assert state.is_failed() and attempts == [1]
+    recorded = server_task_run(state.state_details.task_run_id)
+    assert recorded.run_count == 1
+    logs = prefect_api.poll(
+        lambda: prefect_api.flow_run_logs(state.state_details.flow_run_id),
+        lambda messages: any("Traceback" in m and "no training features" in m for m in messages),
+        15,
+    )
+    assert any("Traceback" in m and "ValueError: no training features" in m for m in logs), logs

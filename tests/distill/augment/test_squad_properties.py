@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from distill.augment.augmenter import AnswerPreservingAug
 from distill.augment.config import AugmentConfig
-from distill.augment.runner import AugmentInput, augment_to_file
+from distill.augment.runner import AugmentSource, augment_to_file
 from distill.augment.squad import augment_paragraph
 from distill.augment.vectors import NeighbourTable, load_vectors
 from distill.augment.words import STOPWORDS, find_words, is_replaceable
@@ -136,7 +136,7 @@ def test_files_are_valid_squad_with_right_counts_and_same_bytes_for_same_seed(
     settings_ = augmenter.settings
     outputs = []
     for name in ("a.json", "b.json"):
-        augment_to_file(AugmentInput.from_squad(json.loads(json.dumps(squad))), folder / name, settings_, seed=seed)
+        augment_to_file(AugmentSource.from_squad(json.loads(json.dumps(squad))), folder / name, settings_, seed=seed)
         outputs.append((folder / name).read_bytes())
     assert outputs[0] == outputs[1]
     result = parse_squad(json.loads(outputs[0]), source="augmented", check_answer_spans=True)
