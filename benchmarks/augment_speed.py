@@ -77,7 +77,7 @@ def _run(source: Path, output: Path, extra: list[str]) -> dict[str, Any]:
 def _input(quick: bool, folder: Path) -> tuple[Path, str]:
     source = folder / "input.json"
     if quick:
-        from distill.synthetic import synthetic_squad
+        from distill.data.synthetic import synthetic_squad
 
         source.write_text(json.dumps(synthetic_squad(articles=6, paragraphs=4, facts=5, seed=0)))
         return source, "synthetic:qa (24 paragraphs)"
@@ -94,8 +94,8 @@ def _tiny_models(folder: Path) -> tuple[str, str]:
     import numpy as np
     import pandas as pd
 
+    from distill.data.synthetic import vocabulary
     from distill.models.tiny import build_tiny_bert
-    from distill.synthetic import vocabulary
 
     words = vocabulary()
     mlm = build_tiny_bert(folder / "mlm", task="mlm", words=words)

@@ -137,7 +137,7 @@ def today() -> str:
 
 def run_chain(config: Any) -> dict[str, Any]:
     """One `progressive_distillation` flow run: leaderboard rows by model, stages by name, wall time."""
-    from distill.stages.evaluate import task_metric_name
+    from distill.stages.plan import task_metric_name
     from flows.progressive import progressive_distillation
 
     started = time.perf_counter()

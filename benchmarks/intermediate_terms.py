@@ -29,10 +29,10 @@ import common
 from common import machine, machine_line, today, write_results
 from transformers import TrainerCallback
 
-from distill.artifacts import StageDirectory
 from distill.config import parse_config
 from distill.stages.intermediate import distill_intermediate_layers
 from distill.stages.plan import model_artifact, plan_intermediate
+from distill.store.artifacts import StageDirectory
 
 TERMS = ("embedding_loss", "hidden_loss", "attention_loss")
 TARGET = 100.0  # the attention term within this factor of the hidden term, at default weights

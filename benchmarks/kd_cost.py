@@ -31,12 +31,11 @@ from transformers import DataCollatorWithPadding, set_seed
 
 from distill.config import ClassificationDataConfig, DataSource, PredictionTrainingConfig, StudentConfig
 from distill.data.classification import ClassificationDataset, read_classification, sample_rows
-from distill.evaluation import evaluate_classification
-from distill.layer_map import uniform_map
+from distill.data.synthetic import synthetic_sentiment
+from distill.evaluation.evaluate import evaluate_classification
 from distill.models.attention import RECORDING_ATTENTION
 from distill.models.loading import load_model, load_tokenizer, save_model
 from distill.models.student import build_student, num_layers
-from distill.synthetic import synthetic_sentiment
 from distill.training import teacher_logits
 from distill.training.distillation import PredictionDistillationTrainer
 from distill.training.features import classification_train_dataset
@@ -46,6 +45,7 @@ from distill.training.intermediate import (
     attach_projections,
     detach_projections,
 )
+from distill.training.layer_map import uniform_map
 from distill.training.trainer import train
 
 
@@ -171,7 +171,7 @@ def run(profile: str, output_dir: Path) -> dict[str, Any]:
             cache,
             "teacher",
             features,
-            lambda: teacher_logits.teacher_pass(teacher, features, collator, ("logits",), batch_size=64),
+            lambda: teacher_logits.teacher_pass(teacher, features, ("logits",), batch_size=64),
         )
         kd(model, "kd-cached", teacher_logits=arrays)
         return {"teacher_pass_seconds": round(pass_seconds, 2)}

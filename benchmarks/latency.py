@@ -1,7 +1,7 @@
 """Benchmark: are the evaluate stage's latency figures trustworthy? Two copies of one architecture, measured twice.
 
 Two saved copies of each architecture (same layers, different classification heads) are
-measured the way the evaluate stage measures them (`distill.profiling.measure_speed`: a
+measured the way the evaluate stage measures them (`distill.evaluation.profiling.measure_speed`: a
 process of its own, `EvaluationConfig` defaults), one after the other, in two rounds. Targets:
 the copies' batch-1 p50 within 10% of each other in a round, and each figure within 15% of
 its own in the other round. Beside them, for the root cause, the old way (in the measuring
@@ -31,8 +31,8 @@ import common
 from common import machine, machine_line, today, write_results
 
 from distill.config import DataSource, EvaluationConfig, StudentConfig
+from distill.evaluation.profiling import SpeedRequest, default_threads, first_input, measure_speed, time_forwards
 from distill.precision import resolve_precision
-from distill.profiling import SpeedRequest, default_threads, first_input, measure_speed, time_forwards
 
 TARGET = {"copies_within": 0.10, "rerun_within": 0.15}
 ROUNDS = 2
@@ -54,13 +54,13 @@ def models(profile: str, work: Path) -> tuple[dict[str, tuple[Path, Path]], dict
     """Two saved copies per architecture, and the one tokenized input every measurement uses."""
     from transformers import set_seed
 
-    from distill.evaluation import tokenize_classification
+    from distill.evaluation.evaluate import tokenize_classification
     from distill.models.loading import load_tokenizer, save_model
 
     copies: dict[str, tuple[Path, Path]] = {}
     if profile == "quick":
+        from distill.data.synthetic import vocabulary
         from distill.models.tiny import build_tiny_bert
-        from distill.synthetic import vocabulary
 
         for seed in (0, 1):
             set_seed(seed)

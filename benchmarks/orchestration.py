@@ -86,9 +86,9 @@ def small_config(profile: str, root: Path) -> Any:
 
 def run_direct(config: Any, root: Path) -> dict[str, float]:
     """The stage bodies in order, no Prefect: seconds per stage."""
-    from distill.artifacts import StageDirectory
     from distill.stages import plan, prediction, teacher
     from distill.stages.evaluate import evaluate_model
+    from distill.store.artifacts import StageDirectory
 
     seconds: dict[str, float] = {}
 

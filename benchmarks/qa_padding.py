@@ -38,11 +38,11 @@ from transformers import default_data_collator, set_seed
 
 from distill.config import PredictionTrainingConfig, QADataConfig
 from distill.data.squad import SquadDataset, cap_questions, parse_squad, read_squad, select_articles
-from distill.evaluation import forward_in_batches
+from distill.data.synthetic import synthetic_squad
+from distill.models.inference import forward_in_batches
 from distill.models.loading import load_model, load_tokenizer
 from distill.qa.features import columns, prepare_eval_features, prepare_train_features
 from distill.qa.postprocess import postprocess_qa_predictions
-from distill.synthetic import synthetic_squad
 from distill.training.features import QACollator, qa_train_dataset
 from distill.training.trainer import LengthGroupedTrainer, train, training_arguments
 

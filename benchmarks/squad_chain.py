@@ -190,7 +190,7 @@ def answer_with(folder: Path, config: Any, threshold: float) -> list[dict[str, A
 
 def exported_students(chain: dict[str, Any]) -> dict[str, Path]:
     """The recipe run's students as plain HF folders: `final-student/` (l1, the chain's end), and l3 beside it."""
-    from distill.report_files import export_student
+    from distill.reporting.files import export_student
 
     report_dir = Path(chain["report_dir"])
     l3 = export_student(Path(chain["stages"]["distill_l3"]["uri"]) / "model", report_dir / "l3-student")

@@ -42,7 +42,7 @@ TARGET_RATIO = 1.1
 def profile_config(profile: str, artifacts: Path) -> Any:
     """configs/sweep.yaml's first stage (full), or the same sweep on generated data and a tiny model (quick)."""
     from distill.config import load_config
-    from distill.synthetic import synthetic_sentiment
+    from distill.data.synthetic import synthetic_sentiment
 
     config = load_config(REPO / "configs" / "sweep.yaml")
     if profile == "full":
@@ -90,7 +90,7 @@ def trial_of(outcome: dict[str, Any], params: dict[str, float]) -> dict[str, Any
 
 def plain_finetunes(config: Any, count: int) -> list[float]:
     """Seconds of `count` plain fine-tunes of the stage's student (w = 0), each its own training, in the flow."""
-    from distill.sweep import SweepConfig
+    from distill.config.sweep import SweepConfig
 
     stage = config.stages[0]
     rate = stage.prediction_layer.training.learning_rate

@@ -13,18 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from distill.artifacts import check_writable, resolve_root
 from distill.config import DistillStageConfig, RunConfig
-from distill.data.task_data import QAData
+from distill.data.task_data import QAData, load_task_data
 from distill.errors import ConfigError, ModelError
-from distill.evaluation import qa_version_2
-from distill.layer_map import resolve_layer_map
+from distill.evaluation.evaluate import qa_version_2
 from distill.models.loading import check_weights, load_model_config, load_tokenizer
-from distill.models.student import check_same_vocabulary
-from distill.stages.common import load_task_data
-
-# The config attributes a fresh student is sized by (see distill.models.student.fresh_model).
-_FRESH_SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+from distill.models.student import check_fresh_family, check_kept_layers, check_same_vocabulary, plan_student
+from distill.store.artifacts import check_writable, resolve_root
+from distill.training.layer_map import resolve_layer_map
 
 
 def preflight(config: RunConfig) -> None:
@@ -84,30 +80,23 @@ class _Chain:
         return self.tokenizers[name]
 
     def student(self, stage: DistillStageConfig, teacher: ModelShape) -> ModelShape:
-        """The shape of the student `stage.student` builds (see distill.models.student.build_student)."""
-        spec, where = stage.student, f"stage '{stage.name}'"
-        label = f"the student of stage '{stage.name}'"
-        if spec.model is not None:
-            return self.real_model(spec.model)
-        if spec.fresh is not None:
-            missing = [name for name in _FRESH_SIZES if not hasattr(teacher.config, name)]
-            if missing:
-                raise ModelError(
-                    f"{where}: student.fresh: {teacher.label} has no {missing[0]} in its config, "
-                    "so a fresh student cannot be sized"
-                )
-            return ModelShape(label, spec.fresh.num_layers, teacher.vocabulary_of, teacher.config)
-        layers = list(spec.layers or [])
-        source = self.real_model(spec.source) if spec.source is not None else teacher
-        if source.layers is not None:
-            out_of_range = [index for index in layers if index >= source.layers]
-            if out_of_range:
-                raise ModelError(
-                    f"{where}: student.layers {layers}: {source.label} has {source.layers} "
-                    f"layer{'s' if source.layers != 1 else ''} (0..{source.layers - 1}), "
-                    f"so {out_of_range} cannot be kept"
-                )
-        return ModelShape(label, len(layers), source.vocabulary_of, source.config)
+        """The shape of the student `stage.student` builds: the plan `build_student` builds from, checked."""
+        plan = plan_student(stage.student, teacher.vocabulary_of)
+        where, label = f"stage '{stage.name}'", f"the student of stage '{stage.name}'"
+        # A kept-layers or fresh student of the stage's teacher starts from that teacher's shape (it may not
+        # exist yet: the previous stage's student); any other model is read from its files.
+        base = teacher if plan.from_teacher else self.real_model(plan.base)
+        try:
+            if plan.fresh is not None:
+                check_fresh_family(base.config, base.label)
+                return ModelShape(label, plan.fresh.num_layers, base.vocabulary_of, base.config)
+            if plan.layers is None:
+                return base
+            if base.layers is not None:
+                check_kept_layers(plan.layers, base.layers, base.label)
+        except ModelError as exc:
+            raise ModelError(f"{where}: {'student.fresh: ' if plan.fresh else ''}{exc}") from None
+        return ModelShape(label, len(plan.layers), base.vocabulary_of, base.config)
 
     def same_vocabulary(self, teacher: ModelShape, student: ModelShape) -> None:
         if teacher.vocabulary_of != student.vocabulary_of:

@@ -26,11 +26,11 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from distill.artifacts import check_writable, resolve_root
 from distill.config import RunConfig, load_config
 from distill.preflight import preflight
 from distill.redact import install_log_redaction
-from distill.report import Entry
+from distill.reporting.report import Entry
+from distill.store.artifacts import check_writable, resolve_root
 from flows.student import submit_student
 from flows.submitter import Model, StageSubmitter
 from flows.sweep import SweepOutcome, publish_sweep, run_sweep, sweep_table

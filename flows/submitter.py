@@ -8,8 +8,8 @@ from typing import Any
 from prefect import Task
 from prefect.futures import PrefectFuture, wait
 
-from distill.artifacts import StageResult
 from distill.config import RunConfig
+from distill.store.artifacts import StageResult
 from tasks.evaluate import EVALUATE, evaluate_model
 from tasks.stage import StageSpec, bind
 

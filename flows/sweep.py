@@ -20,10 +20,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 from pydantic import ValidationError
 
-from distill.artifacts import StageResult
 from distill.config import DistillStageConfig, RunConfig
+from distill.config.sweep import stage_field, trial_config, validation_key
 from distill.errors import ConfigError, DistillError
-from distill.sweep import SweepDriver, Trial, best_trial, stage_field, trial_config, validation_key
+from distill.store.artifacts import StageResult
+from distill.sweep import SweepDriver, Trial, best_trial
 from flows.student import submit_student
 from flows.submitter import StageSubmitter, status_of
 from tasks.augment import AUGMENT, augment_training_data

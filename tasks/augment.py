@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import task
 
-from distill.artifacts import StageResult
 from distill.config import RunConfig
 from distill.stages import augment as augment_stage
 from distill.stages.inputs import AugmentInput
 from distill.stages.plan import plan_augment
+from distill.store.artifacts import StageResult
 from tasks.monitoring import PrefectProgress, publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 

@@ -9,12 +9,11 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from distill.artifacts import StageDirectory, StageResult
 from distill.config import RunConfig
 from distill.stages import intermediate, prediction
-from distill.stages.evaluate import selection_metric
 from distill.stages.inputs import BaselineInput, IntermediateInput, PredictionInput, StudentStepInput
-from distill.stages.plan import plan_baseline, plan_intermediate, plan_prediction, stage_config
+from distill.stages.plan import plan_baseline, plan_intermediate, plan_prediction, selection_metric, stage_config
+from distill.store.artifacts import StageDirectory, StageResult
 from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 

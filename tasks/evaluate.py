@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from prefect import task
 
-from distill.artifacts import StageResult
 from distill.config import RunConfig
 from distill.errors import DistillError
 from distill.stages import evaluate as evaluate_stage
 from distill.stages.inputs import EvaluateInput, ValidateInput
 from distill.stages.plan import plan_evaluate, plan_validate
+from distill.store.artifacts import StageResult
 from tasks.monitoring import publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 

@@ -15,7 +15,7 @@ from prefect.artifacts import (
 )
 from transformers import TrainerCallback
 
-from distill.artifacts import StageResult
+from distill.store.artifacts import StageResult
 
 
 class ProgressArtifact:

@@ -7,11 +7,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from distill.artifacts import resolve_root
 from distill.config import RunConfig
-from distill.report import Entry, leaderboard_rows
-from distill.report_files import read_loss_curve, write_report
-from distill.stages.evaluate import task_metric_name
+from distill.reporting.files import read_loss_curve, write_report
+from distill.reporting.report import Entry, leaderboard_rows
+from distill.stages.plan import task_metric_name
+from distill.store.artifacts import resolve_root
 
 
 @task(name="report")

@@ -28,13 +28,13 @@ from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
-from distill.artifacts import StageDirectory, StageResult, resolve_root
-from distill.attempts import attempt
 from distill.config import RunConfig
 from distill.errors import DistillError, is_transient
-from distill.fingerprint import code_fingerprint, hash_object
 from distill.stages.inputs import ArtifactRef, StageInput
 from distill.stages.plan import artifact_ref
+from distill.store.artifacts import StageDirectory, StageResult, resolve_root
+from distill.store.attempts import attempt
+from distill.store.fingerprint import code_fingerprint, hash_object
 from tasks.compute import compute_slot, process_slot
 from tasks.locking import FlockLockManager
 

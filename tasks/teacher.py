@@ -6,11 +6,11 @@ import sys
 
 from prefect import get_run_logger, task
 
-from distill.artifacts import StageResult
 from distill.config import RunConfig
 from distill.stages import teacher as teacher_stage
 from distill.stages.inputs import TeacherInput
 from distill.stages.plan import model_fingerprint, plan_teacher
+from distill.store.artifacts import StageResult
 from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 

@@ -17,8 +17,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The tiny-bert short name builds its model once into this cache; keep tests out of the user's home.
 os.environ.setdefault("DISTILL_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "distill"))
 
+from distill.data.synthetic import synthetic_sentiment, synthetic_squad, vocabulary  # noqa: E402
 from distill.models.tiny import build_tiny_bert  # noqa: E402
-from distill.synthetic import synthetic_sentiment, synthetic_squad, vocabulary  # noqa: E402
 
 # Session fixtures: a `prefect server start` and one `distill run configs/tiny.yaml` against it, shared by
 # tests/ui and tests/deployments (the chain is the slowest thing the suite runs; it runs once).

@@ -12,11 +12,11 @@ from urllib.parse import urlparse
 import pytest
 import torch
 
-from distill.artifacts import StageDirectory
 from distill.config import parse_config
 from distill.errors import ModelError
 from distill.models import loading
 from distill.preflight import preflight
+from distill.store.artifacts import StageDirectory
 from tests.cli.runner import cli
 
 SECRETS = ("hunter2", "s3cr3t-token")

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import nlpaug.augmenter.word as naw
 from nlpaug.util import Action
 
-from distill.augment.config import AugmentConfig
 from distill.augment.words import Rewrite, Word, match_case, replaceable_words, rewrite
+from distill.config.augment import AugmentConfig
 
 if TYPE_CHECKING:
     from distill.augment.vectors import NeighbourTable

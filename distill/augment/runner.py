@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from distill.augment.augmenter import AnswerPreservingAug
-from distill.augment.config import AugmentConfig
 from distill.augment.sentences import CHUNK, augment_rows
 from distill.augment.squad import UnitStats, augment_paragraph, paragraphs
 from distill.augment.words import replaceable_words
+from distill.config.augment import AugmentConfig
 from distill.data.classification import file_kind, read_frame, write_records
 from distill.data.squad import parse_squad
 from distill.errors import DataError

@@ -12,7 +12,7 @@ import math
 import os
 import random
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from distill.config import ClassificationDataConfig, DataConfig, DataSource, QADataConfig
@@ -33,9 +33,9 @@ from distill.data.squad import (
     select_articles,
     split_by_article,
 )
+from distill.data.synthetic import synthetic_sentiment, synthetic_squad
 from distill.errors import DataError
-from distill.fingerprint import file_fingerprint, hash_object
-from distill.synthetic import synthetic_sentiment, synthetic_squad
+from distill.store.fingerprint import file_fingerprint, hash_object
 
 SYNTHETIC_PREFIX = "synthetic:"
 
@@ -355,3 +355,35 @@ def describe(data: QAData | ClassificationData) -> dict[str, object]:
         "validation_rows": len(data.validation) if data.validation else 0,
         "labels": data.label_list,
     }
+
+
+# --------------------------------------------------------------------------- the run's data
+
+
+# The augment stage's output file: SQuAD JSON for QA, JSONL with the config's columns for classification.
+AUGMENTED_QA_FILE = "train.json"
+AUGMENTED_CLASSIFICATION_FILE = "train.jsonl"
+
+
+def augmented_file_name(settings: DataConfig) -> str:
+    return AUGMENTED_QA_FILE if isinstance(settings, QADataConfig) else AUGMENTED_CLASSIFICATION_FILE
+
+
+def load_task_data(
+    settings: DataConfig, *, need_train: bool = True, train_file: str | None = None
+) -> QAData | ClassificationData:
+    """The run's data; `train_file` (the augment stage's output) replaces the training split when given."""
+    if isinstance(settings, QADataConfig):
+        data = load_qa_data(settings, need_train=need_train and train_file is None)
+        return data if train_file is None else replace(data, train=read_squad(train_file))
+    data = load_classification_data(settings, need_train=need_train and train_file is None)
+    if train_file is None:
+        return data
+    train = read_classification(
+        train_file,
+        text_column=settings.text_column,
+        label_column=settings.label_column,
+        text_pair_column=settings.text_pair_column,
+    )
+    encode_labels(train, data.label_list)
+    return replace(data, train=train)

@@ -36,9 +36,9 @@ def _tiny_bert() -> str:
     import shutil
     import uuid
 
-    from distill.fingerprint import hash_object
+    from distill.data.synthetic import vocabulary
     from distill.models.tiny import build_tiny_bert
-    from distill.synthetic import vocabulary
+    from distill.store.fingerprint import hash_object
 
     settings = {"hidden_size": 64, "num_layers": 4, "num_heads": 4, "intermediate_size": 128, "seed": 0}
     cache = Path(os.environ.get("DISTILL_CACHE_DIR", Path.home() / ".cache" / "distill"))
@@ -81,7 +81,8 @@ def resolve_model(name: str) -> ModelRef:
     return ModelRef(name, name, False)
 
 
-_AUTO_CLASSES = {
+# The transformers auto class that builds each task's head.
+AUTO_CLASSES = {
     "qa": "AutoModelForQuestionAnswering",
     "classification": "AutoModelForSequenceClassification",
     "base": "AutoModel",
@@ -181,7 +182,7 @@ def load_model(
     elif num_labels is not None and task == "classification":
         kwargs["num_labels"] = num_labels
     check_weights(name, allow_pickle_weights=allow_pickle_weights)
-    loader = getattr(transformers, _AUTO_CLASSES[task])
+    loader = getattr(transformers, AUTO_CLASSES[task])
     try:
         model, info = _from_pretrained(loader, ref, f"a {task} model", **kwargs)
     except (ModelError, RuntimeError) as exc:

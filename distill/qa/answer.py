@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.evaluation import forward_in_batches
+from distill.models.inference import forward_in_batches
 from distill.qa.features import columns, prepare_eval_features
 from distill.qa.postprocess import postprocess_qa_predictions
 

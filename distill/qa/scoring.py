@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill.data.squad import SquadDataset
-from distill.metrics.squad import score_squad
+from distill.evaluation.metrics.squad import score_squad
 from distill.qa.postprocess import QAPredictions
 
 # The official keys reported again at the tuned threshold, as `tuned_<key>`.
@@ -62,7 +62,7 @@ def tuned_metrics(
 
     Keys: `tuned_null_threshold` (see `tuned_threshold`) and `tuned_<key>` for each of TUNED_KEYS
     present. The validation figures it comes from (`best_f1`, the official `best_f1_thresh`) are
-    reported beside them as `validation_*` (see `distill.evaluation.evaluate_qa`).
+    reported beside them as `validation_*` (see `distill.evaluation.evaluate.evaluate_qa`).
     """
     threshold = tuned_threshold(validation_metrics, validation_predictions)
     at_threshold = score_squad(dataset, predictions.best_spans, predictions.null_odds, na_prob_thresh=threshold)

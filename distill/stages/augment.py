@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from distill.artifacts import StageDirectory
 from distill.augment.runner import AugmentSource, Progress, augment_to_file
-from distill.data.task_data import QAData
-from distill.stages.common import augmented_file_name, load_task_data
+from distill.data.task_data import QAData, augmented_file_name, load_task_data
 from distill.stages.inputs import AugmentInput
+from distill.store.artifacts import StageDirectory
 
 log = logging.getLogger("distill")
 

@@ -3,56 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, set_seed
 
-from distill.artifacts import StageDirectory
-from distill.config import DataConfig, QADataConfig, TrainingConfig
-from distill.data.classification import encode_labels, read_classification
-from distill.data.squad import read_squad
-from distill.data.task_data import ClassificationData, QAData, describe, load_classification_data, load_qa_data
+from distill.config import DataConfig, TrainingConfig
+from distill.data.task_data import ClassificationData, QAData, augmented_file_name, describe, load_task_data
+from distill.evaluation.profiling import parameter_count
 from distill.models.loading import ModelTask, load_model, load_tokenizer
 from distill.models.student import build_student, check_same_vocabulary
-from distill.profiling import parameter_count
 from distill.stages.inputs import ArtifactRef, StudentStepInput
+from distill.store.artifacts import StageDirectory
 from distill.training.features import train_features
 from distill.training.trainer import TrainSummary, train
-
-# The augment stage's output file: SQuAD JSON for QA, JSONL with the config's columns for classification.
-AUGMENTED_QA_FILE = "train.json"
-AUGMENTED_CLASSIFICATION_FILE = "train.jsonl"
-
-
-def augmented_file_name(settings: DataConfig) -> str:
-    return AUGMENTED_QA_FILE if isinstance(settings, QADataConfig) else AUGMENTED_CLASSIFICATION_FILE
 
 
 def augmented_train_file(augmented: ArtifactRef | None, settings: DataConfig) -> str | None:
     """The augmented training file inside the augment stage's directory (None: the run does not augment)."""
     return None if augmented is None else str(Path(augmented.uri) / augmented_file_name(settings))
-
-
-def load_task_data(
-    settings: DataConfig, *, need_train: bool = True, train_file: str | None = None
-) -> QAData | ClassificationData:
-    """The run's data; `train_file` (the augment stage's output) replaces the training split when given."""
-    if isinstance(settings, QADataConfig):
-        data = load_qa_data(settings, need_train=need_train and train_file is None)
-        return data if train_file is None else replace(data, train=read_squad(train_file))
-    data = load_classification_data(settings, need_train=need_train and train_file is None)
-    if train_file is None:
-        return data
-    train = read_classification(
-        train_file,
-        text_column=settings.text_column,
-        label_column=settings.label_column,
-        text_pair_column=settings.text_pair_column,
-    )
-    encode_labels(train, data.label_list)
-    return replace(data, train=train)
 
 
 @dataclass(frozen=True)

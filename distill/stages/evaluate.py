@@ -7,91 +7,25 @@ the eval ones and `validate_model` alone gives, the same values, without touchin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill.config import QADataConfig, RunConfig
+from distill.config import QADataConfig
 from distill.data.classification import ClassificationDataset
-from distill.data.squad import SquadDataset
-from distill.data.task_data import ClassificationData, QAData, has_validation
-from distill.errors import DataError, ModelError
-from distill.evaluation import (
-    ClassificationEvaluation,
+from distill.data.task_data import ClassificationData, QAData, load_task_data
+from distill.errors import DataError
+from distill.evaluation.evaluate import (
     Progress,
     QAEvaluation,
-    evaluate_classification,
-    evaluate_qa,
     qa_version_2,
     tokenize_classification,
     validation_metrics,
 )
+from distill.evaluation.profiling import SpeedRequest, first_input, measure_speed, parameter_count, size_on_disk_mb
+from distill.evaluation.scorer import Scorer, load_scorer
 from distill.io import atomic_write_json
-from distill.models.loading import load_model, load_tokenizer
-from distill.profiling import SpeedRequest, first_input, measure_speed, parameter_count, size_on_disk_mb
 from distill.qa.features import columns, prepare_eval_features
-from distill.stages.common import load_task_data
 from distill.stages.inputs import EvaluateInput, ValidateInput
-
-
-@dataclass(frozen=True)
-class Scorer:
-    """A model loaded to be scored, as every scoring of it must be (the evaluate stage's and `distill evaluate`'s):
-    one batch size and precision, and for classification one rule for its labels (see `load_scorer`)."""
-
-    batch_size: int
-    precision: str
-    model: Any
-    tokenizer: Any
-    fresh: list[str]  # the newly initialised head tensors, if any: the scores are an untrained model's
-    label_list: list[str] | None  # classification: the labels in the head's id order
-    progress: Progress | None
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "progress": self.progress, "precision": self.precision}
-
-    def qa(self, dataset: SquadDataset, settings: QADataConfig, validation: SquadDataset | None = None) -> QAEvaluation:
-        return evaluate_qa(self.model, self.tokenizer, dataset, settings, validation=validation, **self.options)
-
-    def classification(self, dataset: ClassificationDataset, max_seq_length: int) -> ClassificationEvaluation:
-        assert self.label_list is not None
-        return evaluate_classification(
-            self.model, self.tokenizer, dataset, self.label_list, max_seq_length=max_seq_length, **self.options
-        )
-
-
-def _generic(labels: list[str]) -> bool:
-    return all(label == f"LABEL_{index}" for index, label in enumerate(labels))
-
-
-def load_scorer(
-    model_path: str,
-    labels: list[str] | None,
-    *,
-    batch_size: int,
-    precision: str,
-    trust_remote_code: bool = False,
-    progress: Progress | None = None,
-) -> Scorer:
-    """Load `model_path` to score QA (`labels` None) or classification into the data's `labels`.
-
-    A classification head is sized for the data's labels (a trained head of another size is an
-    error). A head that names its labels is read by name, and they must be the data's; a new head,
-    or one whose labels are only `LABEL_<i>`, takes the data's labels in order.
-    """
-    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-    options = dict(batch_size=batch_size, precision=precision, tokenizer=tokenizer, progress=progress)
-    if labels is None:
-        model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
-        return Scorer(model=model, fresh=fresh, label_list=None, **options)
-    model, fresh = load_model(model_path, "classification", num_labels=len(labels), trust_remote_code=trust_remote_code)
-    named = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if fresh or (_generic(named) and not _generic(labels)):
-        named = list(labels)
-    elif sorted(named) != sorted(labels):
-        raise ModelError(f"model '{model_path}': trained for labels {named}, data has {labels}")
-    return Scorer(model=model, fresh=fresh, label_list=named, **options)
 
 
 def _load_scorer(
@@ -158,7 +92,7 @@ def evaluate_model(inputs: EvaluateInput, output_dir: Any, *, progress: Progress
         untrained_head=bool(scorer.fresh),
     )
     del scorer  # the measuring process loads its own copy; this one need not share the machine's memory with it
-    # Timed in a process of its own, at the precision the model runs at (see distill.profiling for why).
+    # Timed in a process of its own, at the precision the model runs at (see distill.evaluation.profiling for why).
     speed = SpeedRequest(
         model_path=model_path,
         task="qa" if isinstance(data, QAData) else "classification",
@@ -199,23 +133,6 @@ def validate_model(inputs: ValidateInput, output_dir: Any, *, progress: Progress
         return validation_metrics(evaluation.metrics)
     assert data.validation is not None
     return _validate_classification(scorer, data.validation, settings.max_seq_length, output_dir)
-
-
-def task_metric_name(config: RunConfig) -> str:
-    """The headline metric for the run's task."""
-    return "f1" if isinstance(config.data, QADataConfig) else "accuracy"
-
-
-def selection_metric(config: RunConfig) -> tuple[str, str]:
-    """The evaluation key choices are made on, and its name for messages.
-
-    `validation_<metric>` ("validation f1") when the run has validation data; otherwise the
-    eval metric ("eval f1"), as before validation sets existed.
-    """
-    metric = task_metric_name(config)
-    if has_validation(config.data):
-        return f"validation_{metric}", f"validation {metric}"
-    return metric, f"eval {metric}"
 
 
 def write_qa_predictions(evaluation: QAEvaluation, output_dir: Path) -> None:

@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field
 
-from distill.augment.config import AugmentConfig
 from distill.config import (
     DataConfig,
     EvaluationConfig,
@@ -33,7 +32,8 @@ from distill.config import (
     StudentConfig,
     TeacherConfig,
 )
-from distill.config_base import StrictModel
+from distill.config.augment import AugmentConfig
+from distill.config.base import StrictModel
 from distill.precision import ResolvedPrecision
 
 

@@ -9,21 +9,21 @@ from typing import Any
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
-from distill.artifacts import StageDirectory
 from distill.config import IntermediateLayerConfig
-from distill.layer_map import resolve_layer_map
+from distill.evaluation.profiling import parameter_count
 from distill.models.attention import RECORDING_ATTENTION
 from distill.models.loading import load_model, save_model
 from distill.models.student import num_layers
-from distill.profiling import parameter_count
 from distill.stages.common import augmented_train_file, prepare_student, student_metrics, train_student
 from distill.stages.inputs import IntermediateInput
+from distill.store.artifacts import StageDirectory
 from distill.training.intermediate import (
     HiddenProjections,
     IntermediateDistillationTrainer,
     attach_projections,
     detach_projections,
 )
+from distill.training.layer_map import resolve_layer_map
 
 
 def attention_implementation(settings: IntermediateLayerConfig) -> str | None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.artifacts import StageResult, resolve_root
 from distill.config import DistillStageConfig, RunConfig
-from distill.data.task_data import data_fingerprint
-from distill.fingerprint import file_fingerprint, folder_fingerprint
+from distill.config.base import task_metric
+from distill.data.task_data import data_fingerprint, has_validation
 from distill.models.loading import resolve_model
 from distill.precision import default_device, resolve_precision
 from distill.stages.inputs import (
@@ -27,6 +26,8 @@ from distill.stages.inputs import (
     TeacherInput,
     ValidateInput,
 )
+from distill.store.artifacts import StageResult, resolve_root
+from distill.store.fingerprint import file_fingerprint, folder_fingerprint
 
 MODEL_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "*.bin")
 TEACHER_LOGITS = "teacher_logits"  # under the artifact root; keyed by the teacher's content and the features
@@ -166,3 +167,20 @@ def plan_prediction(
 def plan_baseline(config: RunConfig, teacher: ArtifactRef, label: str) -> BaselineInput:
     stage = stage_config(config, label)
     return BaselineInput(**_student_step(config, stage, teacher), training=stage.prediction_layer.training)
+
+
+def task_metric_name(config: RunConfig) -> str:
+    """The headline metric for the run's task."""
+    return task_metric(config.data.task)
+
+
+def selection_metric(config: RunConfig) -> tuple[str, str]:
+    """The evaluation key choices are made on, and its name for messages.
+
+    `validation_<metric>` ("validation f1") when the run has validation data; otherwise the
+    eval metric ("eval f1"), as before validation sets existed.
+    """
+    metric = task_metric_name(config)
+    if has_validation(config.data):
+        return f"validation_{metric}", f"validation {metric}"
+    return metric, f"eval {metric}"

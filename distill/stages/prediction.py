@@ -14,11 +14,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from distill.artifacts import StageDirectory
 from distill.errors import DistillError
+from distill.models.inference import OUTPUT_NAMES
 from distill.models.loading import load_model, save_model
 from distill.stages.common import augmented_train_file, prepare_student, student_metrics, train_student
 from distill.stages.inputs import BaselineInput, PredictionInput
+from distill.store.artifacts import StageDirectory
 from distill.training import teacher_logits as logits_cache
 from distill.training.distillation import PredictionDistillationTrainer
 
@@ -67,7 +68,7 @@ def distill_prediction_layer(
     def load_teacher() -> Any:
         return load_model(teacher_path, task, trust_remote_code=inputs.trust_remote_code)[0]
 
-    output_names = ("start_logits", "end_logits") if task == "qa" else ("logits",)
+    output_names = OUTPUT_NAMES[task]
     trainer_kwargs: dict[str, Any] = {
         "task": task,
         "temperature": settings.temperature,
@@ -85,7 +86,6 @@ def distill_prediction_layer(
             lambda: logits_cache.teacher_pass(
                 load_teacher(),
                 features,
-                setup.collator,
                 output_names,
                 batch_size=settings.training.eval_batch_size,
                 precision=precision,

@@ -7,11 +7,10 @@ from typing import Any
 
 from transformers import TrainerCallback, set_seed
 
-from distill.artifacts import StageDirectory
-from distill.data.task_data import QAData, describe
+from distill.data.task_data import QAData, describe, load_task_data
 from distill.models.loading import load_model, load_tokenizer, save_model
-from distill.stages.common import load_task_data
 from distill.stages.inputs import TeacherInput
+from distill.store.artifacts import StageDirectory
 from distill.training.features import train_features
 from distill.training.trainer import train
 

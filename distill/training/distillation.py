@@ -13,10 +13,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from distill.losses import combine, qa_soft_target_kl, soft_target_kl
+from distill.models.inference import LABEL_COLUMNS, MODEL_INPUTS, OUTPUT_NAMES
+from distill.training.losses import combine, qa_soft_target_kl, soft_target_kl
 from distill.training.trainer import LengthGroupedTrainer
-
-LABEL_COLUMNS = ("labels", "start_positions", "end_positions")
 
 
 def fit_width(position_logits: np.ndarray, width: int) -> np.ndarray:
@@ -68,12 +67,12 @@ class PredictionDistillationTrainer(LengthGroupedTrainer):
                 name: torch.from_numpy(np.asarray(values, dtype=np.float32)).to(device)
                 for name, values in arrays.items()
             }
-        model_inputs = {k: v for k, v in inputs.items() if k not in LABEL_COLUMNS}
+        model_inputs = {k: v for k, v in inputs.items() if k in MODEL_INPUTS}
         # not inference_mode: these tensors enter the student's autograd graph. Accelerate wraps only the
         # student's forward in autocast, so the teacher enters the run's precision explicitly.
         with torch.no_grad(), self.accelerator.autocast():
             result = self.teacher_model(**model_inputs)
-        names = ("start_logits", "end_logits") if self.task == "qa" else ("logits",)
+        names = OUTPUT_NAMES[self.task]
         return {name: result[name].float() for name in names}
 
     def compute_loss(

@@ -27,13 +27,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from distill.layer_map import LayerPair
-from distill.losses import attention_kl, attention_mse, masked_mse
 from distill.models.attention import RECORDING_ATTENTION, recorded_attention_scores
+from distill.models.inference import MODEL_INPUTS
+from distill.training.layer_map import LayerPair
+from distill.training.losses import attention_kl, attention_mse, masked_mse
 from distill.training.trainer import LengthGroupedTrainer
 
 PROJECTIONS = "distill_projections"
-_LABEL_COLUMNS = ("labels", "start_positions", "end_positions", "feature_index", "kd_mask")
 
 
 class HiddenProjections(nn.Module):
@@ -105,7 +105,7 @@ class IntermediateDistillationTrainer(LengthGroupedTrainer):
 
     def loss_terms(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any]:
         """The three unweighted terms for one batch, and the student base model's outputs."""
-        model_inputs = {k: v for k, v in inputs.items() if k not in _LABEL_COLUMNS}
+        model_inputs = {k: v for k, v in inputs.items() if k in MODEL_INPUTS}
         need_attention = self.weights["attention_loss"] > 0
         # The student's base model only: the task head plays no part in this step.
         unwrapped = self.accelerator.unwrap_model(model)

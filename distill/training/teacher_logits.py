@@ -17,18 +17,18 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from distill.fingerprint import sha256_bytes
-from distill.precision import ResolvedPrecision, autocast
+from distill.models.inference import MODEL_INPUTS, forward_in_batches
+from distill.precision import ResolvedPrecision
+from distill.store.fingerprint import sha256_bytes
 
 COMPLETE = "_COMPLETE"
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def features_fingerprint(dataset: Any) -> str:
@@ -42,62 +42,23 @@ def features_fingerprint(dataset: Any) -> str:
     return sha256_bytes(b"\0".join(digest))
 
 
-def feature_lengths(dataset: Any, chunk_size: int = 4096) -> np.ndarray:
-    """Tokens in each feature (the length of its `input_ids`); read in column chunks to bound memory."""
-    lengths = [
-        len(ids)
-        for begin in range(0, len(dataset), chunk_size)
-        for ids in dataset[begin : begin + chunk_size]["input_ids"]
-    ]
-    return np.asarray(lengths, dtype=np.int64)
-
-
-def iterate_batches(
-    dataset: Any, collator: Callable[[list[dict[str, Any]]], dict[str, Any]], batch_size: int, device: torch.device
-) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
-    """(row indices, model inputs on `device`) for batches of similar-length features, longest first.
-
-    Sorted by length so the collator pads each batch to little more than its rows (a third of SQuAD's
-    256-token windows is padding at a fixed width); longest first so the widest batch, and any
-    out-of-memory, comes at once.
-    """
-    columns = [name for name in MODEL_INPUTS if name in dataset.column_names]
-    order = np.argsort(-feature_lengths(dataset), kind="stable")
-    for begin in range(0, len(order), batch_size):
-        rows = order[begin : begin + batch_size]
-        chunk = dataset[rows.tolist()]  # column slices: far faster than row-by-row access
-        batch = collator([{name: chunk[name][i] for name in columns} for i in range(len(rows))])
-        yield rows, {name: batch[name].to(device) for name in columns}
-
-
-@torch.inference_mode()
 def teacher_pass(
     teacher: Any,
     dataset: Any,
-    collator: Callable,
     output_names: tuple[str, ...],
     *,
     batch_size: int,
     precision: ResolvedPrecision = "fp32",
 ) -> dict[str, np.ndarray]:
-    """Run the teacher over every feature once; returns float16 arrays `(N, ...)` in feature order.
+    """Run the teacher over every feature once (`distill.models.inference`); float16 arrays `(N, ...)` in order.
 
-    Position logits (QA) are stored `(N, L)`, L the longest feature; a shorter window's row holds
-    padding logits, then zeros, past its own length (the student's `kd_mask` is 0 there). `precision`
-    bf16 runs the pass under bf16 autocast (the run's precision, as in training).
+    Position logits (QA) are stored `(N, L)`, L the longest feature, with zeros past a shorter
+    window's own length (the student's `kd_mask` is 0 there). `precision` bf16 runs the pass under
+    bf16 autocast (the run's precision, as in training).
     """
     device = torch.device("cuda") if torch.cuda.is_available() else next(teacher.parameters()).device
-    teacher.to(device).eval()
-    outputs: dict[str, np.ndarray] = {}
-    for rows, inputs in iterate_batches(dataset, collator, batch_size, device):
-        with autocast(precision, device):
-            result = teacher(**inputs)
-        for name in output_names:
-            values = result[name].float().cpu().numpy()
-            if name not in outputs:  # the first batch is the widest (longest first), so its shape fits every row
-                outputs[name] = np.zeros((len(dataset), *values.shape[1:]), dtype=np.float16)
-            outputs[name][rows, : values.shape[1]] = values
-    return outputs
+    outputs = forward_in_batches(teacher.to(device), dataset, output_names, batch_size=batch_size, precision=precision)
+    return {name: np.where(np.isfinite(values), values, 0.0).astype(np.float16) for name, values in outputs.items()}
 
 
 def load_or_compute(

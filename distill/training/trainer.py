@@ -19,10 +19,10 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import DistributedLengthGroupedSampler, LengthGroupedSampler
 
-from distill.artifacts import LOSS_CURVE
 from distill.config import TrainingConfig
 from distill.io import atomic_write_json
 from distill.precision import ResolvedPrecision
+from distill.store.artifacts import LOSS_CURVE
 from distill.training.checkpoints import (
     TrainingClock,
     latest_valid_checkpoint,

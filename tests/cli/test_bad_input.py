@@ -22,9 +22,9 @@ import torch
 import yaml
 
 from distill.config import load_config
+from distill.data.synthetic import synthetic_sentiment, synthetic_squad
 from distill.models.tiny import build_tiny_bert
 from distill.preflight import preflight
-from distill.synthetic import synthetic_sentiment, synthetic_squad
 from tests.cli.runner import cli, distill
 
 # --------------------------------------------------------------------------- inputs

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.synthetic import synthetic_squad
+from distill.data.synthetic import synthetic_squad
 from tests.cli.runner import distill
 
 

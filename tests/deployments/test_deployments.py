@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.report_files import LEADERBOARD_CSV
+from distill.reporting.files import LEADERBOARD_CSV
 from tests import prefect_api
 from tests.tiny_chain_run import TEST_TIMEOUT_S, TinyChainRun
 

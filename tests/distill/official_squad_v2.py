@@ -3,7 +3,7 @@ distill's scoring is tested against.
 
 Same functions, names and order of operations as the official script; only the plotting
 and precision-recall extras are left out, and `main()` becomes `evaluate_files`, which
-returns the dictionary the script prints. Deliberately not shared with `distill.metrics.squad`:
+returns the dictionary the script prints. Deliberately not shared with `distill.evaluation.metrics.squad`:
 it is the independent reference.
 """
 

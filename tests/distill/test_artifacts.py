@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.artifacts import COMPLETE, MANIFEST, StageDirectory, check_writable, resolve_root
 from distill.errors import ConfigError
+from distill.store.artifacts import COMPLETE, MANIFEST, StageDirectory, check_writable, resolve_root
 
 
 def finished(tmp_path: Path) -> StageDirectory:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.attempts import attempt, clear_attempts
+from distill.store.attempts import attempt, clear_attempts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def test_failed_and_killed_attempts_count_toward_the_one_that_finishes(tmp_path:
 
     # 2. An attempt killed with -9 in its own process: counted up to its last heartbeat before the kill.
     code = (
-        "import sys, time\nfrom pathlib import Path\nfrom distill.attempts import attempt\n"
+        "import sys, time\nfrom pathlib import Path\nfrom distill.store.attempts import attempt\n"
         f"with attempt(Path({str(folder)!r}), heartbeat_seconds=0.05):\n"
         "    print('started', flush=True)\n    time.sleep(120)\n"
     )

@@ -8,9 +8,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from distill.config import IntermediateLayerConfig
-from distill.losses import attention_kl, attention_mse
 from distill.models.attention import RECORDING_ATTENTION, recorded_attention_scores
 from distill.stages.intermediate import attention_implementation
+from distill.training.losses import attention_kl, attention_mse
 
 CONFIG = BertConfig(
     vocab_size=40,

@@ -11,8 +11,8 @@ from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
 
 from distill.config import ClassificationDataConfig, TrainingConfig
 from distill.data.classification import ClassificationDataset
+from distill.data.synthetic import synthetic_sentiment
 from distill.models.loading import load_model, load_tokenizer
-from distill.synthetic import synthetic_sentiment
 from distill.training.checkpoints import (
     TrainingClock,
     latest_valid_checkpoint,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.fingerprint import _imported_distill_modules, canonical_json, code_fingerprint, folder_fingerprint
+from distill.store.fingerprint import _imported_distill_modules, canonical_json, code_fingerprint, folder_fingerprint
 
 
 def test_stage_code_includes_helper_modules() -> None:
     source = Path("distill/stages/teacher.py").read_text()
     direct = _imported_distill_modules("distill.stages.teacher", source)
-    assert {"distill.training.trainer", "distill.models.loading", "distill.stages.common"} <= direct
+    assert {
+        "distill.training.trainer",
+        "distill.models.loading",
+        "distill.data.task_data",
+        "distill.stages.inputs",
+    } <= direct
     # Transitively: the trainer's checkpoint helper and the QA feature code are part of the teacher's code.
     trainer = _imported_distill_modules("distill.training.trainer", Path("distill/training/trainer.py").read_text())
     assert "distill.training.checkpoints" in trainer

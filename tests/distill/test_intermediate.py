@@ -13,12 +13,10 @@ from transformers import BertConfig, BertModel, TrainingArguments, set_seed
 
 from distill.config import FreshStudentConfig, IntermediateTrainingConfig, QADataConfig, StudentConfig
 from distill.data.squad import parse_squad
-from distill.layer_map import uniform_map
-from distill.losses import masked_mse
+from distill.data.synthetic import synthetic_squad
 from distill.models.attention import RECORDING_ATTENTION, recorded_attention_scores
 from distill.models.loading import load_model, load_tokenizer
 from distill.models.student import build_student, num_layers
-from distill.synthetic import synthetic_squad
 from distill.training.features import QACollator, qa_train_dataset
 from distill.training.intermediate import (
     PROJECTIONS,
@@ -27,6 +25,8 @@ from distill.training.intermediate import (
     attach_projections,
     detach_projections,
 )
+from distill.training.layer_map import uniform_map
+from distill.training.losses import masked_mse
 from distill.training.trainer import train
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from distill.errors import ConfigError
-from distill.layer_map import last_map, resolve_layer_map, uniform_map
+from distill.training.layer_map import last_map, resolve_layer_map, uniform_map
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from distill.losses import attention_kl, attention_mse, combine, qa_soft_target_kl, soft_target_kl
+from distill.training.losses import attention_kl, attention_mse, combine, qa_soft_target_kl, soft_target_kl
 
 
 def kl(p: list[float], q: list[float]) -> float:

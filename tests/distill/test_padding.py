@@ -13,17 +13,17 @@ from transformers import set_seed
 
 from distill.config import PredictionTrainingConfig, QADataConfig
 from distill.data.squad import SquadDataset, parse_squad
-from distill.evaluation import forward_in_batches
-from distill.layer_map import uniform_map
+from distill.data.synthetic import synthetic_squad
 from distill.models.attention import RECORDING_ATTENTION
+from distill.models.inference import forward_in_batches
 from distill.models.loading import load_model, load_tokenizer
 from distill.qa.features import columns, prepare_eval_features
 from distill.qa.postprocess import postprocess_qa_predictions
-from distill.synthetic import synthetic_squad
 from distill.training import teacher_logits
 from distill.training.distillation import PredictionDistillationTrainer, fit_width
 from distill.training.features import QACollator, qa_train_dataset
 from distill.training.intermediate import HiddenProjections, IntermediateDistillationTrainer, attach_projections
+from distill.training.layer_map import uniform_map
 from distill.training.trainer import LengthGroupedTrainer, train, training_arguments
 
 MAX_SEQ_LENGTH = 64
@@ -158,7 +158,7 @@ def test_cached_teacher_logits_line_up_with_the_batch_width(
     teacher, _ = load_model(str(tiny_qa_model), "qa")
     collator = QACollator(tokenizer)
     names = ("start_logits", "end_logits")
-    cached = teacher_logits.teacher_pass(teacher, features, collator, names, batch_size=5)
+    cached = teacher_logits.teacher_pass(teacher, features, names, batch_size=5)
     lengths = [len(ids) for ids in features["input_ids"]]
     assert cached["start_logits"].shape == (len(features), max(lengths))  # computed longest first, stored in order
     rows = short_and_long_rows(features)
@@ -197,7 +197,7 @@ def test_prediction_distillation_loss_is_the_same_at_any_padding(
     collator = QACollator(tokenizer)
     source = {"teacher_model": teacher}
     if teacher_cache:
-        cached = teacher_logits.teacher_pass(teacher, features, collator, ("start_logits", "end_logits"), batch_size=8)
+        cached = teacher_logits.teacher_pass(teacher, features, ("start_logits", "end_logits"), batch_size=8)
         source = {"teacher_logits": cached}
     trainer = PredictionDistillationTrainer(
         model=student,

@@ -12,7 +12,7 @@ from transformers import DataCollatorWithPadding, set_seed
 
 from distill import precision as precision_module
 from distill.config import PredictionTrainingConfig, parse_config
-from distill.evaluation import forward_in_batches
+from distill.models.inference import forward_in_batches
 from distill.models.loading import load_model, load_tokenizer
 from distill.precision import autocast, resolve_precision
 from distill.training.trainer import train, training_arguments

@@ -12,12 +12,12 @@ from transformers import DataCollatorWithPadding, set_seed
 from distill.config import ClassificationDataConfig, PredictionTrainingConfig, QADataConfig, StudentConfig
 from distill.data.classification import ClassificationDataset
 from distill.data.squad import parse_squad
+from distill.data.synthetic import synthetic_sentiment, synthetic_squad
 from distill.errors import DistillError, ModelError
 from distill.models.loading import load_model, load_tokenizer
 from distill.models.student import build_student, check_same_vocabulary, select_layers
 from distill.models.tiny import build_tiny_bert
 from distill.stages.prediction import check_teacher_quality
-from distill.synthetic import synthetic_sentiment, synthetic_squad
 from distill.training import teacher_logits
 from distill.training.distillation import PredictionDistillationTrainer
 from distill.training.features import QACollator, classification_train_dataset, qa_train_dataset
@@ -111,9 +111,7 @@ def test_teacher_logits_computed_once_then_memory_mapped(tiny_classifier: Path, 
 
     def compute():  # noqa: ANN202
         calls.append(1)
-        return teacher_logits.teacher_pass(
-            teacher, features, DataCollatorWithPadding(tokenizer), ("logits",), batch_size=16
-        )
+        return teacher_logits.teacher_pass(teacher, features, ("logits",), batch_size=16)
 
     first, folder, seconds = teacher_logits.load_or_compute(tmp_path, "manifest-sha", features, compute)
     again, folder_again, seconds_again = teacher_logits.load_or_compute(tmp_path, "manifest-sha", features, compute)

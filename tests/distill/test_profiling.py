@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from distill.data.synthetic import vocabulary
+from distill.evaluation.profiling import SpeedRequest, first_input, measure_speed, time_forwards
 from distill.models.loading import load_tokenizer
 from distill.models.tiny import build_tiny_bert
-from distill.profiling import SpeedRequest, first_input, measure_speed, time_forwards
-from distill.synthetic import vocabulary
 
 
 def request(model: Path, **overrides: object) -> SpeedRequest:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from distill.data.synthetic import synthetic_squad
 from distill.qa.features import columns, prepare_eval_features, prepare_train_features
-from distill.synthetic import synthetic_squad
 
 
 def long_examples() -> list[dict]:

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from distill.config import QADataConfig
 from distill.data.squad import SquadDataset, parse_squad
-from distill.evaluation import evaluate_qa
+from distill.data.synthetic import synthetic_squad
+from distill.evaluation.evaluate import evaluate_qa
 from distill.qa.postprocess import NO_SPAN_NULL_ODDS
 from distill.qa.scoring import TUNED_KEYS
 from distill.stages.evaluate import write_qa_predictions
-from distill.synthetic import synthetic_squad
 from tests.cli.runner import cli
 from tests.distill.official_squad_v2 import evaluate_files
 
@@ -224,7 +224,7 @@ def _v2_pair() -> SquadDataset:
 def test_tuned_threshold_means_what_the_sweep_found(
     spans: dict[str, str], odds: dict[str, float], abstains_everywhere: bool
 ) -> None:
-    from distill.metrics.squad import score_squad
+    from distill.evaluation.metrics.squad import score_squad
     from distill.qa.postprocess import QAPredictions
     from distill.qa.scoring import tuned_threshold
 

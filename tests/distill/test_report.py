@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill.report import Entry, leaderboard_rows
+from distill.reporting.report import Entry, leaderboard_rows
 
 
 def test_deltas_and_lift() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from distill.report import Entry, leaderboard_rows
-from distill.report_files import FINAL_STUDENT, LEADERBOARD_CSV, LOSS_PLOT, METRIC_PLOT, REPORT_MD, write_report
+from distill.reporting.files import FINAL_STUDENT, LEADERBOARD_CSV, LOSS_PLOT, METRIC_PLOT, REPORT_MD, write_report
+from distill.reporting.report import Entry, leaderboard_rows
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

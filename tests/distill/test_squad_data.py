@@ -11,9 +11,9 @@ import pytest
 
 from distill.config import QADataConfig
 from distill.data.squad import cap_questions, from_hub_rows, parse_squad, read_squad, split_by_article
+from distill.data.synthetic import synthetic_squad
 from distill.data.task_data import data_fingerprint, load_qa_data
 from distill.errors import DataError
-from distill.synthetic import synthetic_squad
 
 
 def test_reads_json_and_gzip_identically(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from distill.data.squad import parse_squad
-from distill.metrics.classification import classification_metrics
-from distill.metrics.squad import exact_match, f1_score, normalize_answer, score_squad
+from distill.evaluation.metrics.classification import classification_metrics
+from distill.evaluation.metrics.squad import exact_match, f1_score, normalize_answer, score_squad
 
 CONTEXT = "The Eiffel Tower is in Paris, France, and the big red barn is in Ohio."
 

@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 from distill.config import RunConfig, parse_config
+from distill.config.sweep import SweepConfig, stage_field, trial_config
+from distill.data.synthetic import synthetic_squad
+from distill.data.task_data import load_task_data
 from distill.errors import ConfigError
 from distill.preflight import check_sweep_metrics
-from distill.stages.common import load_task_data
-from distill.sweep import SweepConfig, SweepDriver, best_trial, stage_field, trial_config
-from distill.synthetic import synthetic_squad
+from distill.sweep import SweepDriver, best_trial
 from tests.flows.conftest import TINY
 
 

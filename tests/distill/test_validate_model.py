@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from distill.config import RunConfig, parse_config
+from distill.data.synthetic import synthetic_sentiment, synthetic_squad
 from distill.errors import DataError
 from distill.stages import evaluate as evaluate_stage
 from distill.stages.plan import model_artifact, plan_evaluate, plan_validate
-from distill.synthetic import synthetic_sentiment, synthetic_squad
 
 
 @pytest.fixture(autouse=True)

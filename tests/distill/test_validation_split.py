@@ -15,10 +15,10 @@ import pytest
 
 from distill.config import ClassificationDataConfig, DataSource, QADataConfig, RunConfig, parse_config
 from distill.data.squad import SquadDataset
+from distill.data.synthetic import synthetic_sentiment, synthetic_squad
 from distill.data.task_data import describe, has_validation, load_classification_data, load_qa_data
 from distill.errors import ConfigError, DataError
-from distill.stages.evaluate import selection_metric
-from distill.synthetic import synthetic_sentiment, synthetic_squad
+from distill.stages.plan import selection_metric
 
 # --------------------------------------------------------------------------- QA
 

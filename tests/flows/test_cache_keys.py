@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from distill.artifacts import COMPLETE
 from distill.config import RunConfig, load_config
+from distill.data.synthetic import vocabulary
 from distill.models.tiny import build_tiny_bert
-from distill.synthetic import vocabulary
+from distill.store.artifacts import COMPLETE
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import TINY
 

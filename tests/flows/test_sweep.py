@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
-from distill.artifacts import COMPLETE, MANIFEST, content_hash
 from distill.config import RunConfig, load_config, parse_config
+from distill.data.synthetic import synthetic_sentiment
+from distill.data.task_data import load_task_data
 from distill.errors import DataError
-from distill.evaluation import evaluate_classification
+from distill.evaluation.evaluate import evaluate_classification
 from distill.models.loading import load_model, load_tokenizer
-from distill.report_files import SWEEP_CSV
-from distill.stages.common import load_task_data
-from distill.synthetic import synthetic_sentiment
+from distill.reporting.files import SWEEP_CSV
+from distill.store.artifacts import COMPLETE, MANIFEST, content_hash
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import start_run
 from tests.prefect_api import flow_run_artifacts, poll

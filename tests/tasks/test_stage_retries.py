@@ -16,8 +16,8 @@ from prefect import flow
 from prefect.runtime import task_run
 
 import distill.stages.teacher
-from distill.artifacts import StageDirectory
 from distill.errors import DataError
+from distill.store.artifacts import StageDirectory
 from tasks.stage import STAGE_TASK_OPTIONS, bind
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher
 from tests import prefect_api

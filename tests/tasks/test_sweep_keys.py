@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from distill.config.sweep import trial_config
 from distill.stages.plan import plan_baseline, plan_prediction
-from distill.sweep import trial_config
 from tasks.stage import stage_key
 from tests.distill.test_sweep import tiny_with_sweep
 from tests.stage_inputs import TEACHER

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from distill.artifacts import StageResult
 from distill.config import RunConfig, parse_config
 from distill.errors import DistillError
+from distill.store.artifacts import StageResult
 from tasks.distill import _check_teacher
 
 

@@ -13,8 +13,8 @@ import pytest
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from distill.report import COST_COLUMNS
-from distill.report_files import FINAL_STUDENT, LEADERBOARD_CSV, LOSS_PLOT, METRIC_PLOT, REPORT_MD
+from distill.reporting.files import FINAL_STUDENT, LEADERBOARD_CSV, LOSS_PLOT, METRIC_PLOT, REPORT_MD
+from distill.reporting.report import COST_COLUMNS
 from flows.progressive import progressive_distillation
 from tests.flows.conftest import tiny_config
 from tests.tiny_chain_run import TEST_TIMEOUT_S, TinyChainRun

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from distill.augment.config import AugmentConfig
 from distill.augment.runner import augment_file
+from distill.config.augment import AugmentConfig
 from distill.data.classification import read_classification
 from distill.data.squad import read_squad
+from distill.data.synthetic import synthetic_squad
 from distill.errors import DataError
-from distill.synthetic import synthetic_squad
 
 
 def _settings(tiny_mlm: Path, tiny_vectors: Path, **overrides: object) -> AugmentConfig:

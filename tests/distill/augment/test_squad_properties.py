@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from distill.augment.augmenter import AnswerPreservingAug
-from distill.augment.config import AugmentConfig
 from distill.augment.runner import AugmentSource, augment_to_file
 from distill.augment.squad import augment_paragraph
 from distill.augment.vectors import NeighbourTable, load_vectors
 from distill.augment.words import STOPWORDS, find_words, is_replaceable
+from distill.config.augment import AugmentConfig
 from distill.data.squad import parse_squad
 from tests.conftest import AUGMENT_WORDS
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from distill.augment.augmenter import AnswerPreservingAug
-from distill.augment.config import AugmentConfig
 from distill.augment.mlm import MaskedLMSubstitutes
 from distill.augment.vectors import NeighbourTable, load_vectors
 from distill.augment.words import STOPWORDS, find_words, match_case, replaceable_words, rewrite
+from distill.config.augment import AugmentConfig
 from distill.errors import DataError, ModelError
 from tests.conftest import AUGMENT_WORDS
 

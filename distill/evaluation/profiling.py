@@ -10,7 +10,7 @@ from 0.9 to 90 ms per forward that way, in a Prefect task as in a plain script. 
 so whether a burst of other work overlapped them was luck. The first forwards of a freshly loaded
 model are slow too (5 ms, then 2, settling after ~10 calls), which 3 warm-ups did not cover.
 
-So `measure_speed` starts `python -m distill.profiling`, which loads the saved model folder and times
+So `measure_speed` starts `python -m distill.evaluation.profiling`, which loads the saved model folder and times
 it alone: one thread by default (`EvaluationConfig.latency_threads`), time-based warm-up and sampling
 (seconds, hundreds of forwards), the garbage collector paused, and the forwards under the precision
 the model runs at. What remains is the machine: a neighbour busy on another core still slows a 1 ms
@@ -99,7 +99,7 @@ def measure_speed(request: SpeedRequest, *, timeout: float = 600.0) -> dict[str,
         "PYTHONPATH": os.pathsep.join(filter(None, python_path)),
     }
     process = subprocess.run(
-        [sys.executable, "-m", "distill.profiling"],
+        [sys.executable, "-m", "distill.evaluation.profiling"],
         input=json.dumps(asdict(request)),
         capture_output=True,
         text=True,

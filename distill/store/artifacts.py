@@ -2,7 +2,7 @@
 
 Layout: `<artifact_root>/<stage>/<key>/` holds the stage's outputs (e.g. `model/` with
 safetensors, config and tokenizer), `checkpoints/` while training, `.attempts/` while
-unfinished (the wall time of each attempt, see `distill.attempts`), `manifest.json` (every
+unfinished (the wall time of each attempt, see `distill.store.attempts`), `manifest.json` (every
 output file's size and sha256, the stage config, code version, metrics, upstream keys)
 and `_COMPLETE`, written last and holding the manifest's sha256. A directory without a
 valid `_COMPLETE` is unfinished: it is never served as a result, only resumed or redone.
@@ -25,10 +25,10 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, Field
 
 import distill
-from distill.attempts import ATTEMPTS, clear_attempts
 from distill.errors import ConfigError
-from distill.fingerprint import hash_object, sha256_bytes, sha256_file
 from distill.io import atomic_write_json, atomic_write_text
+from distill.store.attempts import ATTEMPTS, clear_attempts
+from distill.store.fingerprint import hash_object, sha256_bytes, sha256_file
 
 MANIFEST = "manifest.json"
 COMPLETE = "_COMPLETE"

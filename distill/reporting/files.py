@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from distill.artifacts import LOSS_CURVE
 from distill.io import atomic_write_bytes, atomic_write_text
+from distill.store.artifacts import LOSS_CURVE
 
 LEADERBOARD_CSV = "leaderboard.csv"
 METRIC_PLOT = "metric_vs_parameters.png"

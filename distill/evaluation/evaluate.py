@@ -2,85 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
-import torch
 
 from distill.config import QADataConfig
 from distill.data.classification import ClassificationDataset, encode_labels
 from distill.data.squad import SquadDataset
-from distill.metrics.classification import classification_metrics
-from distill.precision import ResolvedPrecision, autocast
+from distill.evaluation.metrics.classification import classification_metrics
+from distill.models.inference import Progress, forward_in_batches
+from distill.precision import ResolvedPrecision
 from distill.qa.features import columns, prepare_eval_features
 from distill.qa.postprocess import QAPredictions, postprocess_qa_predictions
 from distill.qa.scoring import score_predictions, tuned_metrics
 
-Progress = Callable[[int], None]  # called with the number of rows just processed
-
-_MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-# Outputs with one value per token, `(B, T)`; every other output has the same shape in every batch.
-POSITION_OUTPUTS = frozenset({"start_logits", "end_logits"})
-
-
-def _pad_rows(rows: list[list[int]], width: int, value: int) -> np.ndarray:
-    """`(B, width)` int64 array of `rows`, each padded on the right with `value`."""
-    padded = np.full((len(rows), width), value, dtype=np.int64)
-    for i, row in enumerate(rows):
-        padded[i, : len(row)] = row
-    return padded
-
-
-@torch.inference_mode()
-def forward_in_batches(
-    model: Any,
-    features: dict[str, list[Any]],
-    output_names: tuple[str, ...],
-    *,
-    batch_size: int,
-    progress: Progress | None = None,
-    precision: ResolvedPrecision = "fp32",
-) -> dict[str, np.ndarray]:
-    """Forward tokenized features through `model` in batches; returns the named outputs as float32 arrays.
-
-    Features may differ in length (QA windows are not padded): rows go longest first in batches of
-    similar length, each padded on the right to its own longest row, so little padding is computed.
-    Outputs come back in feature order. Position outputs (`POSITION_OUTPUTS`) are `(N, L)`, L the
-    longest feature, and -inf past each row's own length: no token there, so never an answer.
-    `precision` bf16 runs the forwards under bf16 autocast (3-4x faster on CPUs with AMX-BF16).
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    inputs = [name for name in _MODEL_INPUTS if name in features]
-    # Masks and token types pad with 0. What pads the ids does not reach real tokens (the mask hides it), but
-    # the model's own pad id keeps models that derive positions from ids (RoBERTa) as they were trained.
-    pad_values = {"input_ids": getattr(getattr(model, "config", None), "pad_token_id", None) or 0}
-    lengths = np.array([len(ids) for ids in features["input_ids"]], dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
-    outputs: dict[str, np.ndarray] = {}
-    for begin in range(0, len(order), batch_size):
-        rows = order[begin : begin + batch_size]
-        width = int(lengths[rows].max())
-        batch = {
-            name: torch.from_numpy(_pad_rows([features[name][i] for i in rows], width, pad_values.get(name, 0)))
-            for name in inputs
-        }
-        with autocast(precision, device):
-            result = model(**{name: tensor.to(device) for name, tensor in batch.items()})
-        for name in output_names:
-            values = result[name].float().cpu().numpy()
-            if name in POSITION_OUTPUTS:  # (B, T): what lies past a row's own length is padding
-                values[np.arange(width)[None, :] >= lengths[rows][:, None]] = -np.inf
-            if name not in outputs:  # longest first: the first batch's shape fits every row
-                outputs[name] = np.full((len(order), *values.shape[1:]), -np.inf, dtype=np.float32)
-            outputs[name][rows, : values.shape[1]] = values
-        if progress is not None:
-            progress(len(rows))
-    return {name: outputs.get(name, np.zeros((0,), dtype=np.float32)) for name in output_names}
+# Scoring runs models through distill.models.inference, as the teacher's logit pass does.
 
 
 def validation_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

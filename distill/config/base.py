@@ -1,4 +1,4 @@
-"""The base of every config section, kept apart so section modules (e.g. `distill.augment.config`)
+"""The base of every config section, kept apart so section modules (e.g. `distill.config.augment`)
 can define their models without importing the whole run config."""
 
 from __future__ import annotations
@@ -22,3 +22,11 @@ class StrictModel(BaseModel):
         # the real values: data fingerprints hash them, so cache keys still tell two sources apart.
         data = handler(self)
         return redact(data) if info.mode_is_json() else data
+
+
+# The headline metric of each task: what reports lead with, and what choices are made on by default.
+TASK_METRICS = {"qa": "f1", "classification": "accuracy"}
+
+
+def task_metric(task: str) -> str:
+    return TASK_METRICS[task]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from distill.config_base import StrictModel
+from distill.config.base import StrictModel
 
 AugmentMethod = Literal["tinybert", "embedding", "contextual", "synonym"]
 
