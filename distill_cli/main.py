@@ -114,7 +114,11 @@ def run(
     config: Annotated[Path, typer.Argument(help="YAML run config.")],
     artifacts: Annotated[Path | None, typer.Option(help="Artifact root; overrides the config's artifact_root.")] = None,
     refresh: Annotated[
-        list[str] | None, typer.Option(help="Recompute this stage even if cached (repeatable); later stages follow.")
+        list[str] | None,
+        typer.Option(
+            help="Recompute a stage even if cached (repeatable): a stage's name (distill_tiny-small) or a kind "
+            "(evaluate: every evaluation). What follows recomputes only where its input's bytes changed."
+        ),
     ] = None,
     summary_json: Annotated[Path | None, typer.Option(help="Write a JSON summary of every stage here.")] = None,
 ) -> None:
@@ -125,11 +129,16 @@ def run(
     run_config = load_config(config)
     if artifacts is not None:
         run_config = run_config.model_copy(update={"artifact_root": str(artifacts)})
+    from distill.stages.identity import stage_ids
     from distill.stages.inputs import STAGE_KINDS
 
-    unknown = sorted(set(refresh or []) - set(STAGE_KINDS))
+    names = [stage.name for stage in stage_ids(run_config)]
+    unknown = sorted(set(refresh or []) - set(STAGE_KINDS) - set(names))
     if unknown:
-        raise DistillError(f"--refresh: unknown stage {unknown[0]!r} (stages: {', '.join(STAGE_KINDS)})")
+        raise DistillError(
+            f"--refresh: unknown stage {unknown[0]!r} (this run's stages: {', '.join(names)}; "
+            f"kinds: {', '.join(STAGE_KINDS)})"
+        )
     quiet_libraries()
     from distill.preflight import preflight
 

@@ -20,6 +20,7 @@ nothing before.
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -30,6 +31,8 @@ from distill.config import RunConfig, load_config
 from distill.preflight import preflight
 from distill.redact import install_log_redaction
 from distill.reporting.report import Entry
+from distill.stages import identity
+from distill.stages.identity import StageId
 from distill.store.artifacts import check_writable, resolve_root
 from flows.student import submit_student
 from flows.submitter import Model, StageSubmitter
@@ -39,6 +42,9 @@ from tasks.compute import ensure_gpu_limit, gpu_present
 from tasks.distill import BASELINE, train_baseline
 from tasks.report import report
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher, use_finetuned_teacher
+
+# The steps that train a student, whose loss curves the report plots (a sweep's validation and augmentation don't).
+TRAINING_STEPS = ("intermediate", "distill")
 
 # Flow runs started by a worker or `distill serve` import this module first: their log lines are redacted too.
 install_log_redaction()
@@ -65,16 +71,16 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     submit = StageSubmitter(config, set(refresh or []), concurrent=gpu_present())
 
     if config.teacher.finetuned:
-        teacher_result = submit(FINETUNE_TEACHER.name, use_finetuned_teacher, None)
+        teacher_result = submit(identity.TEACHER, use_finetuned_teacher, None)
     else:
-        teacher_result = submit(FINETUNE_TEACHER.name, finetune_teacher, FINETUNE_TEACHER)
+        teacher_result = submit(identity.TEACHER, finetune_teacher, FINETUNE_TEACHER)
     teacher = Model("teacher", teacher_result, submit.evaluate(teacher_result, "teacher"))
     augmented = None
     if config.augmentation is not None and config.stages:  # once per run; every stage's KD steps reuse it
-        augmented = submit(AUGMENT.name, augment_training_data, AUGMENT)
+        augmented = submit(identity.AUGMENT, augment_training_data, AUGMENT)
 
     entries: list[tuple[Entry, PrefectFuture]] = [(Entry("teacher", "teacher", {}), teacher.evaluation)]
-    trained = {FINETUNE_TEACHER.name: teacher_result}  # the training stages whose loss curves the report plots
+    trained = {identity.TEACHER.name: teacher_result}  # the training stages whose loss curves the report plots
     sweeps: list[tuple[str, SweepOutcome, PrefectFuture | None]] = []
     previous = teacher
     for stage in config.stages:
@@ -86,16 +92,17 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
         else:  # the trial with the best validation metric is the stage's student, and the next stage's teacher
             sweep = run_sweep(submit, config, stage, stage_teacher.result, augmented=augmented, gate=gate)
             steps = sweep.steps
-        trained |= {f"{step}_{stage.name}": future for step, future in steps.items() if step != "validate"}
+        # A swept stage's chosen trial is plotted as the stage itself.
+        trained |= {StageId(step, stage.name).name: steps[step] for step in TRAINING_STEPS if step in steps}
         previous = Model(stage.name, steps["distill"], submit.evaluate(steps["distill"], stage.name))
         distilled = Entry(stage.name, "distilled", {}, stage=stage.name, taught_by=stage_teacher.name)
         entries.append((distilled, previous.evaluation))
         baseline_evaluation = None
         if stage.baseline:
-            baseline = submit(f"baseline_{stage.name}", train_baseline, BASELINE, stage_teacher.result,
-                              label=stage.name)  # fmt: skip
-            trained[f"baseline_{stage.name}"] = baseline
-            label = f"{stage.name}-baseline"
+            baseline_id = StageId("baseline", stage.name)
+            baseline = submit(baseline_id, train_baseline, BASELINE, stage_teacher.result, label=stage.name)
+            trained[baseline_id.name] = baseline
+            label = identity.baseline_label(stage.name)
             entry = Entry(label, "baseline", {}, baseline_of=stage.name, stage=stage.name, taught_by="(labels only)")
             baseline_evaluation = submit.evaluate(baseline, label)
             entries.append((entry, baseline_evaluation))
@@ -104,7 +111,7 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
 
     stages = submit.outcomes()
     final = previous.result.result() if config.stages else None
-    finished = [Entry(**{**entry.__dict__, "metrics": future.result().metrics}) for entry, future in entries]
+    finished = [replace(entry, metrics=future.result().metrics) for entry, future in entries]
     sweep_rows = []
     for name, sweep, baseline_evaluation in sweeps:
         rows = sweep_table(name, sweep, baseline_evaluation.result() if baseline_evaluation else None)
@@ -112,7 +119,7 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
         sweep_rows += rows
     outcome = report(
         config,
-        [entry.__dict__ for entry in finished],
+        [asdict(entry) for entry in finished],
         stage_dirs={name: future.result().uri for name, future in trained.items()},
         final_student=final.model_path if final else None,
         run_name=flow_run.get_name() or config.name,

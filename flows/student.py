@@ -7,6 +7,7 @@ from typing import Any
 from prefect.futures import PrefectFuture
 
 from distill.config import DistillStageConfig, RunConfig
+from distill.stages.identity import StageId
 from flows.submitter import StageSubmitter
 from tasks.distill import INTERMEDIATE, PREDICTION, distill_intermediate_layers, distill_prediction_layer
 
@@ -26,23 +27,21 @@ def submit_student(
     `trial` numbers a sweep trial: its steps are named `<step>_<stage>-trial-<n>` in the run's
     summary and the UI. `gate` carries the teacher's evaluation for `min_teacher_metric`.
     """
-    suffix = "" if trial is None else f"-trial-{trial}"
     steps: dict[str, PrefectFuture] = {}
     student_init = None
     if stage.intermediate_layer is not None:  # TinyBERT: internals first, then soft targets
         student_init = steps["intermediate"] = submit(
-            f"intermediate_{stage.name}{suffix}",
+            StageId("intermediate", stage.name, trial),
             distill_intermediate_layers,
             INTERMEDIATE,
             teacher,
             label=stage.name,
             augmented=augmented,
             config=config,
-            run_name=f"intermediate-{stage.name}{suffix}" if trial is not None else None,
             **gate,
         )
     steps["distill"] = submit(
-        f"distill_{stage.name}{suffix}",
+        StageId("distill", stage.name, trial),
         distill_prediction_layer,
         PREDICTION,
         teacher,
@@ -50,7 +49,6 @@ def submit_student(
         student_init=student_init,
         augmented=augmented,
         config=config,
-        run_name=f"distill-{stage.name}{suffix}" if trial is not None else None,
         **gate,
     )
     return steps

@@ -9,6 +9,7 @@ from prefect import Task
 from prefect.futures import PrefectFuture, wait
 
 from distill.config import RunConfig
+from distill.stages.identity import StageId, evaluation
 from distill.store.artifacts import StageResult
 from tasks.evaluate import EVALUATE, evaluate_model
 from tasks.stage import StageSpec, bind
@@ -36,28 +37,28 @@ class StageSubmitter:
 
     def __call__(
         self,
-        name: str,
+        stage: StageId,
         task: Task,
         spec: StageSpec | None,
         *args: Any,
         config: RunConfig | None = None,
-        run_name: str | None = None,
         **kwargs: Any,
     ) -> PrefectFuture:
-        """Submit `task` under `name`; `config` replaces the run's (a sweep trial's), `run_name` its task-run name."""
+        """Submit `task` as `stage` (its task run is named `stage.slug`); `config` replaces the run's (a sweep
+        trial's). `refresh` names recompute it: its own name, or its kind (every stage of that kind)."""
         config = config or self.config
         if spec is not None:
-            task = bind(task, spec, config, refresh=spec.name in self.refresh)
-        if run_name is not None:
-            task = task.with_options(task_run_name=run_name)
+            refresh = bool({spec.name, stage.name} & self.refresh)
+            task = bind(task, spec, config, refresh=refresh)
+        task = task.with_options(task_run_name=stage.slug)
         future = task.submit(config, *args, **kwargs)
-        self.submitted.append((name, future))
+        self.submitted.append((stage.name, future))
         if not self.concurrent:
             future.wait()  # CPU only: one stage at a time, so nothing runs beside a latency measurement
         return future
 
     def evaluate(self, model: PrefectFuture, label: str) -> PrefectFuture:
-        return self(f"evaluate_{label}", evaluate_model, EVALUATE, model, label=label)
+        return self(evaluation(label), evaluate_model, EVALUATE, model, label=label)
 
     def outcomes(self) -> list[dict[str, Any]]:
         """Each stage's status ('completed' or 'cached'), uri and metrics; raises the first failure, in order."""

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from distill.config import DistillStageConfig, RunConfig
 from distill.config.sweep import stage_field, trial_config, validation_key
 from distill.errors import ConfigError, DistillError
+from distill.stages.identity import StageId, augment_trial
 from distill.store.artifacts import StageResult
 from distill.sweep import SweepDriver, Trial, best_trial
 from flows.student import submit_student
@@ -104,22 +105,20 @@ def _submit_trial(
             f"sweep {stage.name}: trial {trial.number} {trial.params} is not a valid config: {problem}"
         ) from None
     trial_stage = next(s for s in trial_run.stages if s.name == stage.name)
-    label = f"{stage.name}-trial-{trial.number}"
     steps: dict[str, PrefectFuture] = {}
     if any(name.startswith("augmentation.") for name in trial.params):  # its own augmented data, cached per factor
         augmented = steps["augment"] = submit(
-            f"{AUGMENT.name}_{label}", augment_training_data, AUGMENT, config=trial_run, run_name=f"augment-{label}"
+            augment_trial(stage.name, trial.number), augment_training_data, AUGMENT, config=trial_run
         )
     steps |= submit_student(submit, trial_run, trial_stage, teacher, augmented=augmented, gate=gate, trial=trial.number)
     # Keyed by the trial's model, not its number: the same settings asked again are scored from the cache.
     steps["validate"] = submit(
-        f"validate_{label}",
+        StageId("validate", stage.name, trial.number),
         validate_model,
         VALIDATE,
         steps["distill"],
         label=stage.name,
         config=trial_run,
-        run_name=f"validate-{label}",
     )
     return steps
 

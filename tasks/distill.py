@@ -7,14 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import task
-from prefect.context import TaskRunContext
 
 from distill.config import RunConfig
 from distill.stages import intermediate, prediction
+from distill.stages.identity import StageId, Step
 from distill.stages.inputs import BaselineInput, IntermediateInput, PredictionInput, StudentStepInput
 from distill.stages.plan import plan_baseline, plan_intermediate, plan_prediction, selection_metric, stage_config
 from distill.store.artifacts import StageDirectory, StageResult
-from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
+from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary, stage_slug
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 
 # A step's input holds only the config that step reads, so e.g. a new temperature leaves the baseline cached.
@@ -30,15 +30,14 @@ def _monitoring(slug: str) -> dict[str, Any]:
 def _run_step(
     inputs: StudentStepInput,
     artifact_root: str,
-    kind: str,
+    step: Step,
     title: str,
     body: Callable[[StageDirectory, dict[str, Any]], dict[str, Any]],
 ) -> StageResult:
     """What every student step shares: the cached stage run with training monitoring, then its summary."""
-    # Artifact keys: intermediate-<stage>, distill-<stage>, baseline-<stage>; a sweep trial's task run is named
-    # <kind>-<stage>-trial-<n>, and its artifacts follow that name, so trials never overwrite one another's.
-    context = TaskRunContext.get()
-    slug = context.task_run.name if context is not None else f"{kind}-{inputs.stage}"
+    # Artifact keys follow the task run's name (the stage's slug: distill-<stage>, or distill-<stage>-trial-<n>
+    # for a sweep trial), so trials never overwrite one another's.
+    slug = stage_slug(StageId(step, inputs.stage))
     result = run_stage(inputs, artifact_root, lambda directory: body(directory, _monitoring(slug)))
     publish_stage_summary(slug, f"{title}: {inputs.stage}", result)
     return result
@@ -52,7 +51,7 @@ def _check_teacher(config: RunConfig, label: str, teacher: StageResult, evaluati
     prediction.check_teacher_quality(metric, value, threshold, teacher.model_path or teacher.uri)
 
 
-@task(name=INTERMEDIATE.name, task_run_name="intermediate-{label}", **STAGE_TASK_OPTIONS)
+@task(name=INTERMEDIATE.name, **STAGE_TASK_OPTIONS)
 def distill_intermediate_layers(
     config: RunConfig,
     teacher: StageResult,
@@ -77,7 +76,7 @@ def distill_intermediate_layers(
     )
 
 
-@task(name=PREDICTION.name, task_run_name="distill-{label}", **STAGE_TASK_OPTIONS)
+@task(name=PREDICTION.name, **STAGE_TASK_OPTIONS)
 def distill_prediction_layer(
     config: RunConfig,
     teacher: StageResult,
@@ -104,7 +103,7 @@ def distill_prediction_layer(
     )
 
 
-@task(name=BASELINE.name, task_run_name="baseline-{label}", **STAGE_TASK_OPTIONS)
+@task(name=BASELINE.name, **STAGE_TASK_OPTIONS)
 def train_baseline(config: RunConfig, teacher: StageResult, label: str) -> StageResult:
     """The stage's student trained without distillation (same init, data and schedule), for the lift."""
     inputs = BASELINE.inputs(dict(config=config, teacher=teacher, label=label))

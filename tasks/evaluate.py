@@ -7,10 +7,11 @@ from prefect import task
 from distill.config import RunConfig
 from distill.errors import DistillError
 from distill.stages import evaluate as evaluate_stage
+from distill.stages.identity import evaluation
 from distill.stages.inputs import EvaluateInput, ValidateInput
 from distill.stages.plan import plan_evaluate, plan_validate
 from distill.store.artifacts import StageResult
-from tasks.monitoring import publish_stage_summary
+from tasks.monitoring import publish_stage_summary, stage_slug
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 
 EVALUATE = StageSpec(plan_evaluate, EvaluateInput)
@@ -23,7 +24,7 @@ def _has_model(model: StageResult) -> None:
         raise DistillError(f"stage '{model.name}' produced no model to evaluate")
 
 
-@task(name=EVALUATE.name, task_run_name="evaluate-{label}", **STAGE_TASK_OPTIONS)
+@task(name=EVALUATE.name, **STAGE_TASK_OPTIONS)
 def evaluate_model(config: RunConfig, model: StageResult, label: str) -> StageResult:
     """Score `model` on the eval data and measure its cost; `label` names it in reports (e.g. 'teacher')."""
     _has_model(model)
@@ -33,11 +34,11 @@ def evaluate_model(config: RunConfig, model: StageResult, label: str) -> StageRe
         config.artifact_root,
         lambda stage: {"model": label, **evaluate_stage.evaluate_model(inputs, stage.path)},
     )
-    publish_stage_summary(f"evaluate-{label}".replace("_", "-").lower(), f"Evaluation: {label}", result)
+    publish_stage_summary(stage_slug(evaluation(label)), f"Evaluation: {label}", result)
     return result
 
 
-@task(name=VALIDATE.name, task_run_name="validate-{label}", **STAGE_TASK_OPTIONS)
+@task(name=VALIDATE.name, **STAGE_TASK_OPTIONS)
 def validate_model(config: RunConfig, model: StageResult, label: str) -> StageResult:
     """Score `model` on the validation data only (a sweep trial): `validation_*` metrics, never the test set."""
     _has_model(model)

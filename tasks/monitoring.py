@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from prefect import get_run_logger
@@ -13,8 +14,10 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.context import TaskRunContext
 from transformers import TrainerCallback
 
+from distill.stages.identity import StageId
 from distill.store.artifacts import StageResult
 
 
@@ -90,6 +93,14 @@ class PrefectProgress:
         if int(percent) // 10 * 10 > self._last_logged:
             self._last_logged = int(percent) // 10 * 10
             self.logger.info("%s: %d/%d %s (%.0f%%)", self.stage_slug, done, total, self.what, percent)
+
+
+def stage_slug(stage: StageId) -> str:
+    """The slug this task run publishes under: its own name, which the flow sets to the stage's slug (a sweep
+    trial's included); `stage`'s slug when the task runs bare, under Prefect's default name."""
+    context = TaskRunContext.get()
+    name = context.task_run.name if context is not None else ""
+    return name if re.fullmatch(r"[a-z0-9-]+", name) else stage.slug
 
 
 def publish_stage_summary(spec_slug: str, title: str, result: StageResult, status: str = "completed") -> None:

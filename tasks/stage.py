@@ -1,16 +1,14 @@
-"""The mechanism every stage task shares: content keys, validated caching, retries, the stage directory.
+"""The mechanism every stage task shares: content keys, caching from the artifact store, retries.
 
 A stage task's parameters (the run config, upstream `StageResult`s, a label) go through its
 planner (`distill.stages.plan`), which returns the stage's typed input: exactly what the body
 reads. The cache key is the hash of that input plus the source of the code the stage runs, so
-key and body cannot drift apart. Records are JSON under `<artifact_root>/_prefect/cache`,
-guarded by SERIALIZABLE isolation on flock locks, so two concurrent runs never compute one
-stage twice.
+key and body cannot drift apart.
 
-A cache record is only as good as the directory it points to: before Prefect looks the
-key up, `cache_key_fn` verifies `<root>/<stage>/<key>/` (marker, manifest, file hashes).
-If it is broken and nobody is computing it right now, the stale record is removed and
-the stage recomputes (resuming from its checkpoints if it had any).
+There is one cache, the artifact store: Prefect reads its cache records from the stage
+directories themselves (`tasks/records.py`), so a stage is `Cached` exactly when
+`<root>/<stage>/<key>/` is complete and intact. Runs computing one key at once serialise on
+`flock` locks (`tasks/locking.py`), which the kernel releases if the holder dies.
 """
 
 from __future__ import annotations
@@ -37,6 +35,7 @@ from distill.store.attempts import attempt
 from distill.store.fingerprint import code_fingerprint, hash_object
 from tasks.compute import compute_slot, process_slot
 from tasks.locking import FlockLockManager
+from tasks.records import StageDirectoryRecords
 
 PREFECT_DIR = "_prefect"
 # Metrics every computed stage records. A stage may take several attempts (retries, runs killed and re-run);
@@ -56,11 +55,6 @@ class StageSpec:
     @property
     def name(self) -> str:
         return self.input_type.kind
-
-    @property
-    def slug(self) -> str:
-        """Lowercase-dash form for Prefect artifact keys."""
-        return self.name.replace("_", "-")
 
     def inputs(self, parameters: Mapping[str, Any]) -> StageInput:
         """The typed input for a task run's parameters (those the planner takes; e.g. a gate is not one)."""
@@ -91,22 +85,10 @@ def upstream_of(inputs: StageInput) -> dict[str, str]:
     return {name: value.content for name, value in inputs if isinstance(value, ArtifactRef)}
 
 
-def _cache_key_fn(spec: StageSpec, key_storage: Path, locks: FlockLockManager) -> Callable[..., str]:
+def _cache_key_fn(spec: StageSpec) -> Callable[..., str]:
     def cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
         with process_slot():  # hashing data and model files is CPU work: not beside a latency measurement
-            key = stage_key(spec.inputs(parameters))
-        record = key_storage / key
-        if record.exists() and not locks.is_locked(key):
-            directory = StageDirectory(resolve_root(run_config(parameters).artifact_root), spec.name, key)
-            check = directory.verify()
-            if not check.ok:
-                # The task run's own logger: the reason reaches the run's logs in the UI, whatever the
-                # process's logging setup (a deployment's worker does not forward the `distill` logger).
-                get_run_logger(context).warning(
-                    "%s: cached result %s is not usable (%s); recomputing", spec.name, directory.path, check.reason
-                )
-                record.unlink(missing_ok=True)
-        return key
+            return stage_key(spec.inputs(parameters))
 
     return cache_key
 
@@ -140,18 +122,16 @@ STAGE_TASK_OPTIONS: dict[str, Any] = {
 
 
 def bind(task: Task, spec: StageSpec, config: RunConfig, *, refresh: bool = False) -> Task:
-    """The task with content-keyed, persisted, lock-guarded caching under the run's artifact root."""
+    """The task with content-keyed, lock-guarded caching on the run's artifact store."""
     root = resolve_root(config.artifact_root)
-    key_storage = root / PREFECT_DIR / "cache"
-    locks = FlockLockManager(root / PREFECT_DIR / "locks")
-    key_storage.mkdir(parents=True, exist_ok=True)
-    policy = CacheKeyFnPolicy(cache_key_fn=_cache_key_fn(spec, key_storage, locks)).configure(
-        key_storage=key_storage, isolation_level="SERIALIZABLE", lock_manager=locks
+    records = StageDirectoryRecords.for_root(root)
+    policy = CacheKeyFnPolicy(cache_key_fn=_cache_key_fn(spec)).configure(
+        isolation_level="SERIALIZABLE", lock_manager=FlockLockManager(root / PREFECT_DIR / "locks")
     )
     return task.with_options(
         cache_policy=policy,
         persist_result=True,
-        result_storage=root / PREFECT_DIR / "results",
+        result_storage=records,
         result_serializer="json",
         refresh_cache=refresh,
     )
@@ -176,8 +156,7 @@ def _run_stage(inputs: StageInput, root: Path, body: Callable[[StageDirectory], 
         shutil.rmtree(directory.path, ignore_errors=True)
     else:
         check = directory.verify()
-        if check.ok:
-            # The cache record was lost (e.g. _prefect/ deleted) but the artifacts are intact: no recompute.
+        if check.ok:  # completed by another run since this one looked (or the task was called without caching)
             logger.info("%s: complete output found at %s; reusing it", name, directory.path)
             return directory.result()
         if directory.path.is_dir():  # e.g. a run killed while training or writing: say why it is redone

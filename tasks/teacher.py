@@ -7,11 +7,12 @@ import sys
 from prefect import get_run_logger, task
 
 from distill.config import RunConfig
+from distill.stages import identity
 from distill.stages import teacher as teacher_stage
 from distill.stages.inputs import TeacherInput
 from distill.stages.plan import model_fingerprint, plan_teacher
 from distill.store.artifacts import StageResult
-from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary
+from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary, stage_slug
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 
 FINETUNE_TEACHER = StageSpec(plan_teacher, TeacherInput)
@@ -21,17 +22,18 @@ FINETUNE_TEACHER = StageSpec(plan_teacher, TeacherInput)
 def finetune_teacher(config: RunConfig) -> StageResult:
     """Fine-tune the teacher on the task; resumes from the stage's newest checkpoint after a crash."""
     inputs = FINETUNE_TEACHER.inputs({"config": config})
+    slug = stage_slug(identity.TEACHER)
     result = run_stage(
         inputs,
         config.artifact_root,
         lambda stage: teacher_stage.finetune_teacher(
             inputs,
             stage,
-            callbacks=[PrefectTrainingMonitor(FINETUNE_TEACHER.slug)],
+            callbacks=[PrefectTrainingMonitor(slug)],
             show_progress=sys.stderr.isatty(),
         ),
     )
-    publish_stage_summary(FINETUNE_TEACHER.slug, "Teacher fine-tuning", result)
+    publish_stage_summary(slug, "Teacher fine-tuning", result)
     return result
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from distill.config import RunConfig, load_config
 from distill.precision import resolve_precision
+from distill.stages.identity import stage_ids
 from distill.store.artifacts import COMPLETE, MANIFEST, StageDirectory
 from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint, read_resume_point
 from flows.progressive import progressive_distillation
@@ -89,6 +90,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) 
 def test_run_rerun_and_recompute_after_damage(finished_run: FinishedRun) -> None:
     config, first = finished_run.config, finished_run.stages
     assert recomputed(first) == ALL
+    # Each stage's one name, worked out from the config alone (what --refresh and the CLI check against).
+    assert [stage["name"] for stage in first] == [stage.name for stage in stage_ids(config)]
     assert all(stage["metrics"]["stage_seconds"] > 0 for stage in first)  # what each stage's own work took
     teacher_dir, eval_dir = stage_dir(first, "finetune_teacher"), stage_dir(first, "evaluate_teacher")
     assert (teacher_dir / "model" / "model.safetensors").is_file() and (teacher_dir / COMPLETE).is_file()
@@ -124,7 +127,7 @@ def test_run_rerun_and_recompute_after_damage(finished_run: FinishedRun) -> None
     why = "model/model.safetensors fails its sha256 check"
     fifth, logs = run_and_read_logs(config, why)
     assert recomputed(fifth) == {"distill_tiny-small"}
-    assert any(m.startswith("distill_prediction_layer: cached result") and why in m for m in logs), logs
+    assert any(m.startswith(f"distill_prediction_layer: {student} is not usable") and why in m for m in logs), logs
     assert stage_dir(fifth, "distill_tiny-small") == student
     assert StageDirectory(student.parent.parent, "distill_prediction_layer", student.name).verify().ok
 
@@ -138,6 +141,9 @@ def test_refresh_recomputes_the_named_stage(finished_run: FinishedRun) -> None:
     # Really rebuilt (a new build in the same directory), not the intact directory handed back again.
     assert build_id(stage_dir(again, "evaluate_teacher")) != builds["evaluate_teacher"]
     assert build_id(stage_dir(again, "distill_tiny-small")) == builds["distill_tiny-small"]
+    # By name: that stage alone.
+    named = progressive_distillation(config, refresh=["evaluate_teacher"])["stages"]
+    assert recomputed(named) == {"evaluate_teacher"}
 
 
 def bytes_waiting(fd: int) -> int:
@@ -199,7 +205,7 @@ def test_kill_9_while_training_then_while_writing_files(
     tokenizer_json.write_bytes(torn)  # what the killed writer leaves behind: the file's first page
     assert (teacher / "model" / "model.safetensors").is_file()
     assert not (teacher / COMPLETE).exists() and not (teacher / MANIFEST).exists()
-    assert not (artifacts / "_prefect" / "cache" / teacher.name).exists()  # no cache record to serve it
+    assert not (artifacts / "_prefect" / "cache").exists()  # no cache beside the artifacts: nothing to serve them
 
     # 3. The next run recomputes the stage (resuming from its final checkpoint) instead of serving the torn files.
     trained_seconds = read_resume_point(latest_valid_checkpoint(checkpoints)).train_seconds
