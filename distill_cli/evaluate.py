@@ -9,11 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from distill.config import ClassificationDataConfig, EvaluationConfig, QADataConfig
 from distill.errors import DistillError
 from distill_cli.app import app, print_json, progress_bar, quiet_libraries
 
 if TYPE_CHECKING:
     from distill.config import DataSource
+
+# Defaults and help come from the config models, so `distill evaluate` scores as a run's evaluate stage does.
+_QA = QADataConfig.model_fields
+_CLASSIFICATION = ClassificationDataConfig.model_fields
+_EVALUATION = EvaluationConfig.model_fields
 
 
 @app.command()
@@ -85,7 +91,7 @@ def evaluate(
     ] = None,
     null_threshold: Annotated[
         float, typer.Option(help="QA v2: abstain where the no-answer odds (a logit difference) exceed this.")
-    ] = 0.0,
+    ] = _QA["null_score_diff_threshold"].default,
     validation_data: Annotated[
         Path | None,
         typer.Option(
@@ -93,14 +99,25 @@ def evaluate(
             "Must share no question with --data."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help=_EVALUATION["batch_size"].description)] = _EVALUATION[
+        "batch_size"
+    ].default,
     max_seq_length: Annotated[
-        int | None, typer.Option(min=32, help="Default: 384 for qa, 128 for classification.")
+        int | None,
+        typer.Option(
+            min=32,
+            help=f"Default: {_QA['max_seq_length'].default} for qa, "
+            f"{_CLASSIFICATION['max_seq_length'].default} for classification.",
+        ),
     ] = None,
-    doc_stride: Annotated[int, typer.Option(min=1, help="QA window overlap in tokens.")] = 128,
+    doc_stride: Annotated[int, typer.Option(min=1, help=_QA["doc_stride"].description)] = _QA["doc_stride"].default,
     split: Annotated[str | None, typer.Option(help="Hub split when --data is a hub id.")] = None,
-    text_column: Annotated[str, typer.Option(help="Classification text column.")] = "sentence",
-    label_column: Annotated[str, typer.Option(help="Classification label column.")] = "label",
+    text_column: Annotated[str, typer.Option(help="Classification text column.")] = _CLASSIFICATION[
+        "text_column"
+    ].default,
+    label_column: Annotated[str, typer.Option(help="Classification label column.")] = _CLASSIFICATION[
+        "label_column"
+    ].default,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow code shipped with the checkpoint to run.")] = False,
     precision: Annotated[
         Literal["auto", "fp32", "bf16"],
@@ -131,7 +148,7 @@ def evaluate(
             source,
             max_samples,
             batch_size,
-            max_seq_length or 384,
+            max_seq_length or _QA["max_seq_length"].default,
             doc_stride,
             trust_remote_code,
             null_threshold,
@@ -146,7 +163,7 @@ def evaluate(
             source,
             max_samples,
             batch_size,
-            max_seq_length or 128,
+            max_seq_length or _CLASSIFICATION["max_seq_length"].default,
             text_column,
             label_column,
             trust_remote_code,
@@ -186,7 +203,6 @@ def _evaluate_qa(
     validation_data: Path | None,
     precision: str,
 ) -> tuple[dict, dict]:
-    from distill.config import QADataConfig
     from distill.data.squad import cap_questions, check_disjoint, read_squad
     from distill.evaluation.scorer import load_scorer
 
