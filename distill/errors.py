@@ -6,14 +6,17 @@
 - **Transient failures** (`TransientError`, or any exception `is_transient` recognises,
   however a library wrapped it): the network, the hub's servers, a GPU out of memory while
   another process holds it. Stage tasks retry them with backoff; the CLI prints one line and
-  exits with code 1. They are raised `from` their cause, so the log keeps the library's error.
-- **Bugs**: everything else. Never retried, never reworded: the traceback reaches the log.
+  exits with code 75 (EX_TEMPFAIL: run it again). They are raised `from` their cause, so the
+  log keeps the library's error.
+- **Bugs**: everything else. Never retried, never reworded: the traceback reaches the log (and
+  the CLI exits with Python's 1).
 
 Code wraps only the exception types it expects, where it knows what they mean.
 """
 
 from __future__ import annotations
 
+TRANSIENT_EXIT_CODE = 75  # sysexits.h EX_TEMPFAIL: a temporary failure; the user is invited to retry
 # HTTP statuses that say "try again later": request timeout, too early, rate limited, and any server error.
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
@@ -77,8 +80,10 @@ def is_transient(exc: BaseException) -> bool:
     """Whether `exc`, or what it was raised from, is a failure worth retrying.
 
     Libraries re-wrap network errors (transformers raises `OSError("couldn't connect ...")` from
-    one, `datasets` a `FileNotFoundError` from a chain ending in a 503), so the chain is followed
-    through `__cause__` and `__context__` until a link says what it is.
+    one, `datasets` a `FileNotFoundError` `from None` in the context of a chain ending in a 503),
+    so the chain is followed until a link says what it is: through `__cause__` (`raise ... from`),
+    and through `__context__` only where the raiser suppressed it (`from None`), i.e. re-described
+    the same failure. An error raised by accident while handling another is a new one.
     """
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
@@ -90,7 +95,8 @@ def is_transient(exc: BaseException) -> bool:
         kind = _kind(current)
         if kind is not None:
             return kind
-        pending += [linked for linked in (current.__cause__, current.__context__) if linked is not None]
+        linked = [current.__cause__, current.__context__ if current.__suppress_context__ else None]
+        pending += [link for link in linked if link is not None]
     return False
 
 

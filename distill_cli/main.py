@@ -199,7 +199,7 @@ def _print_sweeps(rows: list[dict]) -> None:
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2, transient failures one line and
-    exit code 1 (see distill.errors); a bug keeps its traceback."""
+    exit code 75 (see distill.errors); a bug keeps its traceback (exit code 1)."""
     # Offline machines: Prefect's telemetry would log failures (and provoke 'database is locked' noise).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The first temporary server on a fresh PREFECT_HOME migrates its database (~21 s on 2 cores),
@@ -221,13 +221,13 @@ def main() -> None:
         typer.echo(f"distill: error: {redact_text(' '.join(str(exc).splitlines()))}", err=True)
         sys.exit(2)
     except Exception as exc:
-        from distill.errors import first_line, is_transient
+        from distill.errors import TRANSIENT_EXIT_CODE, first_line, is_transient
 
         if not is_transient(exc):
             raise  # a bug: its traceback is the report
         # The network or the hub failed, after the stages' own retries: nothing is wrong with the input.
         typer.echo(f"distill: error (transient; run it again to resume): {redact_text(first_line(exc))}", err=True)
-        sys.exit(1)
+        sys.exit(TRANSIENT_EXIT_CODE)
     except KeyboardInterrupt:
         typer.echo("distill: interrupted", err=True)
         sys.exit(130)

@@ -92,6 +92,8 @@ class FlockLockManager:
         with _HELD_GUARD:
             if self._slot(key) in _HELD:
                 return True
+            if not self._path(key).exists():  # never locked; asking must not leave a lock file behind
+                return False
             handle = self._try_flock(key, record_holder=False)
             if handle is None:
                 return True

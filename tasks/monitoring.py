@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from prefect import get_run_logger
@@ -100,7 +99,7 @@ def stage_slug(stage: StageId) -> str:
     trial's included); `stage`'s slug when the task runs bare, under Prefect's default name."""
     context = TaskRunContext.get()
     name = context.task_run.name if context is not None else ""
-    return name if re.fullmatch(r"[a-z0-9-]+", name) else stage.slug
+    return name if name.startswith(stage.slug) else stage.slug
 
 
 def publish_stage_summary(spec_slug: str, title: str, result: StageResult, status: str = "completed") -> None:

@@ -51,7 +51,9 @@ class StageDirectoryRecords(WritableFileSystem):
         directory = stage_directory(Path(self.root), key)
         if not directory.verify().ok:
             return None
-        metadata = ResultRecordMetadata(serializer=JSONSerializer(), expiration=None, storage_key=key)
+        metadata = ResultRecordMetadata(
+            serializer=JSONSerializer(), expiration=None, storage_key=key, storage_block_id=self._block_document_id
+        )
         return ResultRecord(metadata=metadata, result=directory.result()).serialize()
 
     def read_path(self, path: str, _sync: Any = None) -> bytes | None:

@@ -37,7 +37,7 @@ def finetune_teacher(config: RunConfig) -> StageResult:
     return result
 
 
-@task(name="use_finetuned_teacher")
+@task(name="use_finetuned_teacher", **STAGE_TASK_OPTIONS)  # it may download the hub snapshot: retried
 def use_finetuned_teacher(config: RunConfig) -> StageResult:
     """The config says the teacher is already fine-tuned: pass it on without training or copying."""
     from distill.models.loading import materialize

@@ -16,7 +16,7 @@ def every_input(config: RunConfig, stage: str) -> list[StageInput]:
     inputs: list[StageInput] = [
         plan.plan_teacher(config),
         plan.plan_evaluate(config, TEACHER, "teacher"),
-        plan.plan_validate(config, TEACHER, "teacher"),
+        plan.plan_validate(config, TEACHER),
         plan.plan_prediction(config, TEACHER, stage, STUDENT_INIT, AUGMENTED),
         plan.plan_baseline(config, TEACHER, stage),
     ]

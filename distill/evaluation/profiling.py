@@ -23,6 +23,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def measure_speed(request: SpeedRequest, *, timeout: float = 600.0) -> dict[str,
         env=env,
         timeout=timeout,
     )
-    if process.returncode < 0:  # killed by a signal (the kernel's OOM killer, a shutdown): not the model's doing
+    if process.returncode == -signal.SIGKILL:  # the kernel's OOM killer, or a shutdown: not the model's doing
         raise TransientError(
             f"latency measurement of {request.model_path} was killed by signal {-process.returncode}; try again"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,8 @@ from distill.errors import ModelError
 from distill.evaluation.evaluate import ClassificationEvaluation, QAEvaluation, evaluate_classification, evaluate_qa
 from distill.models.inference import Progress
 from distill.models.loading import load_model, load_tokenizer
+
+log = logging.getLogger("distill")
 
 
 @dataclass(frozen=True)
@@ -54,21 +57,30 @@ def load_scorer(
     trust_remote_code: bool = False,
     progress: Progress | None = None,
 ) -> Scorer:
-    """Load `model_path` to score QA (`labels` None) or classification into the data's `labels`.
+    """Load `model_path` to score QA (`labels` None) or classification data whose labels are `labels`.
 
-    A classification head is sized for the data's labels (a trained head of another size is an
-    error). A head that names its labels is read by name, and they must be the data's; a new head,
-    or one whose labels are only `LABEL_<i>`, takes the data's labels in order.
+    A trained head that names its labels is read by name: the data's labels must be among them
+    (a file may hold only some). A new head, or one that names its labels only `LABEL_<i>`, takes
+    the data's labels in order, sized to them; for a trained `LABEL_<i>` head that mapping is a
+    guess, and it is logged.
     """
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
     options = dict(batch_size=batch_size, precision=precision, tokenizer=tokenizer, progress=progress)
     if labels is None:
         model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
         return Scorer(model=model, fresh=fresh, label_list=None, **options)
-    model, fresh = load_model(model_path, "classification", num_labels=len(labels), trust_remote_code=trust_remote_code)
+    model, fresh = load_model(model_path, "classification", trust_remote_code=trust_remote_code)
     named = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if fresh or (_generic(named) and not _generic(labels)):
-        named = list(labels)
-    elif sorted(named) != sorted(labels):
-        raise ModelError(f"model '{model_path}': trained for labels {named}, data has {labels}")
-    return Scorer(model=model, fresh=fresh, label_list=named, **options)
+    if not fresh and not _generic(named):
+        missing = sorted(set(labels) - set(named))
+        if missing:
+            raise ModelError(f"model '{model_path}': trained for labels {named}; the data also has {missing}")
+        return Scorer(model=model, fresh=fresh, label_list=named, **options)
+    if len(named) != len(labels):  # sized to the data (a trained head of another size is a ModelError)
+        model, fresh = load_model(
+            model_path, "classification", num_labels=len(labels), trust_remote_code=trust_remote_code
+        )
+    if not fresh and not _generic(labels):
+        log.warning("model '%s' names its labels %s only: reading them as the data's %s, in that order",
+                    model_path, named, list(labels))  # fmt: skip
+    return Scorer(model=model, fresh=fresh, label_list=list(labels), **options)

@@ -69,13 +69,15 @@ def forward_in_batches(
     batch_size: int,
     progress: Progress | None = None,
     precision: ResolvedPrecision = "fp32",
+    dtype: type = np.float32,
+    beyond_length: float = -np.inf,
 ) -> dict[str, np.ndarray]:
     """Forward tokenized `features` (a dict of lists, or a `datasets.Dataset`) through `model` in batches.
 
-    Returns the named outputs as float32 arrays in feature order. Position outputs
-    (`POSITION_OUTPUTS`) are `(N, L)`, L the longest feature, and -inf past each row's own
-    length: no token there, so never an answer. `precision` bf16 runs the forwards under bf16
-    autocast (3-4x faster on CPUs with AMX-BF16).
+    Returns the named outputs as `dtype` arrays in feature order. Position outputs
+    (`POSITION_OUTPUTS`) are `(N, L)`, L the longest feature, and `beyond_length` past each row's
+    own length: -inf by default, no token there, so never an answer. `precision` bf16 runs the
+    forwards under bf16 autocast (3-4x faster on CPUs with AMX-BF16).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -96,10 +98,10 @@ def forward_in_batches(
         for name in output_names:
             values = result[name].float().cpu().numpy()
             if name in POSITION_OUTPUTS:  # (B, T): what lies past a row's own length is padding
-                values[np.arange(width)[None, :] >= lengths[rows][:, None]] = -np.inf
+                values[np.arange(width)[None, :] >= lengths[rows][:, None]] = beyond_length
             if name not in outputs:  # longest first: the first batch's shape fits every row
-                outputs[name] = np.full((len(order), *values.shape[1:]), -np.inf, dtype=np.float32)
+                outputs[name] = np.full((len(order), *values.shape[1:]), beyond_length, dtype=dtype)
             outputs[name][rows, : values.shape[1]] = values
         if progress is not None:
             progress(len(rows))
-    return {name: outputs.get(name, np.zeros((0,), dtype=np.float32)) for name in output_names}
+    return {name: outputs.get(name, np.zeros((0,), dtype=dtype)) for name in output_names}

@@ -186,7 +186,8 @@ def load_model(
     try:
         model, info = _from_pretrained(loader, ref, f"a {task} model", **kwargs)
     except (ModelError, RuntimeError) as exc:
-        if "size mismatch" not in str(exc):  # any other RuntimeError is a bug
+        # transformers says "size mismatch" (4.x) or "ignore_mismatched_sizes" (5.x); any other RuntimeError is a bug
+        if "size mismatch" not in str(exc) and "ignore_mismatched_sizes" not in str(exc):
             raise
         # The one mismatch a user causes: a trained head for another number of labels than the data has.
         raise ModelError(
@@ -279,10 +280,17 @@ def model_task(name: str) -> ModelTask | None:
     return None
 
 
+_LOADING_KWARGS = ("local_files_only", "is_local", "_commit_hash", "cache_dir", "revision", "token")
+
+
 def save_model(model: Any, tokenizer: Any, directory: str | Path) -> Path:
     """Save weights as safetensors plus config and tokenizer: a folder `from_pretrained` and `pipeline` load."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, safe_serialization=True)
+    # How the tokenizer was found (offline or not, from the cache or a folder) is not part of it; transformers
+    # would write it into tokenizer_config.json, and the same model saved elsewhere would get other bytes.
+    for key in _LOADING_KWARGS:
+        tokenizer.init_kwargs.pop(key, None)
     tokenizer.save_pretrained(directory)
     return directory

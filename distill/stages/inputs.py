@@ -44,9 +44,10 @@ class Frozen(StrictModel):
 
 
 class DataRef(Frozen):
-    """The run's data section and the fingerprint of what it reads (source bytes and settings)."""
+    """The run's data section, known in the key by its fingerprint: the sources' bytes and every other
+    setting, not where the files lie (moving the data recomputes nothing)."""
 
-    config: DataConfig
+    config: DataConfig = Field(exclude=True)
     fingerprint: str
 
 
@@ -120,12 +121,12 @@ class _Scoring(StageInput):
     precision: ResolvedPrecision = Field(description="Scoring precision: models are scored on the CPU.")
     trust_remote_code: bool
     model: ArtifactRef
-    label: str = Field(description="Names the model in reports, e.g. 'teacher'.")
 
 
 class EvaluateInput(_Scoring):
     kind: ClassVar[str] = "evaluate"
 
+    label: str = Field(description="Names the model in its metrics and reports, e.g. 'teacher'.")
     cost: EvaluationConfig = Field(description="How latency and throughput are measured.")
     speed_precision: ResolvedPrecision = Field(description="The precision on the device latency is timed on.")
 

@@ -107,14 +107,13 @@ def plan_evaluate(config: RunConfig, model: ArtifactRef, label: str) -> Evaluate
     )
 
 
-def plan_validate(config: RunConfig, model: ArtifactRef, label: str) -> ValidateInput:
+def plan_validate(config: RunConfig, model: ArtifactRef) -> ValidateInput:
     return ValidateInput(
         data=data_ref(config),
         batch_size=config.evaluation.batch_size,
         precision=resolve_precision(config.precision, "cpu"),
         trust_remote_code=config.teacher.trust_remote_code,
         model=model,
-        label=label,
     )
 
 

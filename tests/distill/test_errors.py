@@ -90,3 +90,25 @@ def test_a_malformed_hub_id_is_a_user_error_naming_the_model() -> None:
 
     with pytest.raises(ModelError, match="model 'not a valid id!!': Repo id must use"):
         materialize("not a valid id!!")
+
+
+def test_an_error_raised_while_handling_a_network_error_is_its_own() -> None:
+    """Only a deliberate re-raise (`from`, `from None`) says what its context was; a bug in a handler is a bug."""
+    try:
+        try:
+            raise ConnectionResetError(104, "reset")
+        except ConnectionResetError:
+            {}["missing"]  # noqa: B018 - the bug under test
+    except KeyError as bug:
+        assert bug.__context__ is not None and not is_transient(bug)
+
+
+def test_an_uncached_hub_dataset_offline_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """datasets says "offline" only in a ConnectionError's text: the setting is the user's, not the network's."""
+    from distill.config import DataSource
+    from distill.data.sources import load_hub_split
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError, match="offline"):
+        load_hub_split(DataSource(path="someone/not-cached-anywhere"), "train")

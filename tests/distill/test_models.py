@@ -72,3 +72,36 @@ def test_truncated_weights_name_the_model(tiny_qa_model: Path, tmp_path: Path) -
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ModelError, match=f"model '{broken}': cannot load"):
         load_model(str(broken), "qa")
+
+
+def test_a_head_for_another_number_of_labels_is_a_user_error(tiny_classifier: Path) -> None:
+    with pytest.raises(ModelError, match="different number of labels than the data"):
+        load_model(str(tiny_classifier), "classification", num_labels=3)
+
+
+def test_saved_tokenizer_files_do_not_record_how_the_tokenizer_was_found(tiny_qa_model: Path, tmp_path: Path) -> None:
+    """Loaded offline or online, from a folder or the cache, a model saves the same bytes (cache keys hash them)."""
+    import json
+
+    model, _ = load_model(str(tiny_qa_model), "qa")
+    tokenizer = load_tokenizer(str(tiny_qa_model))
+    tokenizer.init_kwargs["local_files_only"] = True  # as transformers records a load from the cache
+    save_model(model, tokenizer, tmp_path / "saved")
+    settings = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())
+    assert not {"local_files_only", "is_local"} & set(settings)
+
+
+def test_the_scorer_reads_a_named_head_by_name_and_sizes_a_generic_one(tiny_classifier: Path, tmp_path: Path) -> None:
+    from distill.evaluation.scorer import load_scorer
+
+    options = {"batch_size": 4, "precision": "fp32"}
+    # LABEL_0/LABEL_1 (generic): the data's labels, in order.
+    assert load_scorer(str(tiny_classifier), ["neg", "pos"], **options).label_list == ["neg", "pos"]
+    model, _ = load_model(str(tiny_classifier), "classification", id2label={0: "pos", 1: "neg"})
+    save_model(model, load_tokenizer(str(tiny_classifier)), tmp_path / "named")
+    named = str(tmp_path / "named")
+    # A named head keeps its own order, and a file may hold only some of its labels.
+    assert load_scorer(named, ["neg", "pos"], **options).label_list == ["pos", "neg"]
+    assert load_scorer(named, ["neg"], **options).label_list == ["pos", "neg"]
+    with pytest.raises(ModelError, match=r"the data also has \['meh'\]"):
+        load_scorer(named, ["meh", "pos"], **options)

@@ -58,7 +58,7 @@ def test_validate_model_gives_what_evaluate_model_reports(
     metrics = evaluate_stage.evaluate_model(
         plan_evaluate(config, model_artifact(str(tiny_qa_model)), "model"), evaluated
     )
-    alone = evaluate_stage.validate_model(plan_validate(config, model_artifact(str(tiny_qa_model)), "model"), validated)
+    alone = evaluate_stage.validate_model(plan_validate(config, model_artifact(str(tiny_qa_model))), validated)
 
     assert alone == {key: value for key, value in metrics.items() if key.startswith("validation_")}
     expected = {"validation_exact", "validation_f1", "validation_total"}
@@ -77,7 +77,7 @@ def test_validate_model_gives_what_evaluate_model_reports(
 def test_validate_model_without_validation_data_is_one_line(tmp_path: Path, tiny_qa_model: Path) -> None:
     config = run_config(tmp_path, qa_data(tmp_path, unanswerable=True))
     with pytest.raises(DataError, match="no validation set to score on") as caught:
-        evaluate_stage.validate_model(plan_validate(config, model_artifact(str(tiny_qa_model)), "model"), tmp_path)
+        evaluate_stage.validate_model(plan_validate(config, model_artifact(str(tiny_qa_model))), tmp_path)
     assert "\n" not in str(caught.value)
 
 
@@ -99,9 +99,7 @@ def test_classification_validation_accuracy(tmp_path: Path, tiny_classifier: Pat
     metrics = evaluate_stage.evaluate_model(
         plan_evaluate(config, model_artifact(str(tiny_classifier)), "model"), evaluated
     )
-    alone = evaluate_stage.validate_model(
-        plan_validate(config, model_artifact(str(tiny_classifier)), "model"), validated
-    )
+    alone = evaluate_stage.validate_model(plan_validate(config, model_artifact(str(tiny_classifier))), validated)
     assert {"accuracy", "validation_accuracy", "validation_macro_f1"} <= set(metrics)
     assert alone == {key: value for key, value in metrics.items() if key.startswith("validation_")}
     predictions = json.loads((validated / "validation_predictions.json").read_text())

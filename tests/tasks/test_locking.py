@@ -59,3 +59,9 @@ def test_threads_in_one_process_exclude_each_other(tmp_path: Path) -> None:
     manager.release_lock("k", holder="first")
     thread.join(timeout=10)
     assert order == ["first", "second"]
+
+
+def test_asking_about_a_key_never_locked_leaves_no_lock_file(tmp_path: Path) -> None:
+    locks = FlockLockManager(tmp_path / "locks")
+    assert not locks.is_locked("never-taken")
+    assert not (tmp_path / "locks").exists() or not any((tmp_path / "locks").iterdir())
