@@ -82,8 +82,9 @@ def is_transient(exc: BaseException) -> bool:
     Libraries re-wrap network errors (transformers raises `OSError("couldn't connect ...")` from
     one, `datasets` a `FileNotFoundError` `from None` in the context of a chain ending in a 503),
     so the chain is followed until a link says what it is: through `__cause__` (`raise ... from`),
-    and through `__context__` only where the raiser suppressed it (`from None`), i.e. re-described
-    the same failure. An error raised by accident while handling another is a new one.
+    and through `__context__` where the raiser re-described the failure it was handling: `from None`,
+    or an `OSError` (how libraries word "could not load", often raised bare inside their handler).
+    Any other error raised while handling one (a `KeyError` in an `except` block) is a new one.
     """
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
@@ -95,7 +96,8 @@ def is_transient(exc: BaseException) -> bool:
         kind = _kind(current)
         if kind is not None:
             return kind
-        linked = [current.__cause__, current.__context__ if current.__suppress_context__ else None]
+        rewords = current.__suppress_context__ or isinstance(current, OSError)
+        linked = [current.__cause__, current.__context__ if rewords else None]
         pending += [link for link in linked if link is not None]
     return False
 

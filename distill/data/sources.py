@@ -43,7 +43,7 @@ def load_hub_split(source: DataSource, default_split: str) -> Any:
     # ValueError) and for a network failure (an OSError, often re-wrapped: is_transient follows the chain).
     except (OSError, ValueError) as exc:
         if hub_offline_forced():  # datasets says so in a ConnectionError's text only: a setting, not a failure
-            raise DataError(offline_hint("dataset", source.path)) from exc
+            raise DataError(f"{offline_hint('dataset', source.path)} ({first_line(exc)})") from exc
         if is_transient(exc):
             raise TransientError(f"{where}: the hub could not be reached ({first_line(exc)}); try again") from exc
         if not hub_reachable():

@@ -55,7 +55,8 @@ def source_fingerprint(source: DataSource) -> str:
         path = Path(source.path).expanduser()
         if not path.is_file():
             raise DataError(f"{source.path}: file not found")
-        return f"file:{file_fingerprint(path)}"
+        # The suffix too: it decides how the bytes are parsed (the same bytes as .csv and .tsv are other data).
+        return f"file:{''.join(path.suffixes).lower()}:{file_fingerprint(path)}"
     return hash_object(source.model_dump(exclude={"local_copy"}))
 
 

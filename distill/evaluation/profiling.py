@@ -107,9 +107,11 @@ def measure_speed(request: SpeedRequest, *, timeout: float = 600.0) -> dict[str,
         env=env,
         timeout=timeout,
     )
-    if process.returncode == -signal.SIGKILL:  # the kernel's OOM killer, or a shutdown: not the model's doing
+    # Killed (the kernel's OOM killer, a shutdown) or out of GPU memory: not the model's doing, worth retrying.
+    if process.returncode in (-signal.SIGKILL, -signal.SIGTERM) or "OutOfMemoryError" in process.stderr:
         raise TransientError(
-            f"latency measurement of {request.model_path} was killed by signal {-process.returncode}; try again"
+            f"latency measurement of {request.model_path} failed for want of memory or was stopped "
+            f"(exit {process.returncode}); try again"
         )
     if process.returncode != 0:
         raise RuntimeError(

@@ -91,12 +91,13 @@ def evaluate_model(inputs: EvaluateInput, output_dir: Any, *, progress: Progress
         size_on_disk_mb=size_on_disk_mb(model_path),
         untrained_head=bool(scorer.fresh),
     )
+    head_labels = scorer.label_list  # the head's labels (a file may hold only some): the size it is loaded at
     del scorer  # the measuring process loads its own copy; this one need not share the machine's memory with it
     # Timed in a process of its own, at the precision the model runs at (see distill.evaluation.profiling for why).
     speed = SpeedRequest(
         model_path=model_path,
         task="qa" if isinstance(data, QAData) else "classification",
-        num_labels=None if isinstance(data, QAData) else len(data.label_list),
+        num_labels=None if head_labels is None else len(head_labels),
         trust_remote_code=trust_remote_code,
         example=sample,
         precision=inputs.speed_precision,  # that of the device latency is timed on

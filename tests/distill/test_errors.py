@@ -65,9 +65,16 @@ def test_bugs_user_errors_and_settings_are_not(error: BaseException) -> None:
 def test_the_chain_is_followed_through_library_wrappers() -> None:
     # transformers: OSError("We couldn't connect ...") raised from the client's error.
     assert is_transient(raised(OSError("We couldn't connect to huggingface.co"), hub_httpx.ConnectError("refused")))
-    # datasets: FileNotFoundError from None, in the context of a LocalEntryNotFoundError from a 503.
+    # datasets 5: FileNotFoundError from None, raised while handling the cache miss, itself raised while
+    # handling a LocalEntryNotFoundError from a 503 (datasets/load.py's nested handlers).
     local = raised(LocalEntryNotFoundError("not cached"), http_error(503))
-    assert is_transient(raised(FileNotFoundError("Couldn't find dataset"), local, suppress=True))
+    cache_miss = raised(FileNotFoundError("not in the cache"), local)
+    cache_miss.__cause__, cache_miss.__suppress_context__ = None, False  # raised bare inside the handler
+    assert is_transient(raised(FileNotFoundError("Couldn't find dataset"), cache_miss, suppress=True))
+    # transformers 5: a bare OSError("Can't load ...") inside the handler of the client's timeout.
+    wrapped = raised(OSError("Can't load tokenizer"), hub_httpx.ReadTimeout("read timed out"))
+    wrapped.__cause__, wrapped.__suppress_context__ = None, False
+    assert is_transient(wrapped)
     # The first link that knows wins: a user error or the offline setting is never retried, whatever caused it.
     assert not is_transient(raised(ModelError("model 'x': not found"), ConnectionResetError()))
     assert not is_transient(raised(OSError("cannot load"), OfflineModeIsEnabled("offline")))

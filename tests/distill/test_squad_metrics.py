@@ -93,3 +93,10 @@ def test_classification_metrics_by_hand() -> None:
     metrics = classification_metrics([0, 0, 1, 1], [0, 1, 1, 1], 2)
     assert metrics["accuracy"] == pytest.approx(0.75)
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+
+
+def test_macro_f1_averages_the_classes_the_data_or_the_model_uses() -> None:
+    """A 3-label head scored on a file holding 2 of its labels, all right: macro-F1 1, not 2/3."""
+    assert classification_metrics([0, 2, 2], [0, 2, 2], 3)["macro_f1"] == 1.0
+    # A class only predicted counts (F1 0 for it): [0, 1] gold, [0, 2] predicted -> (1 + 0 + 0) / 3.
+    assert classification_metrics([0, 1], [0, 2], 3)["macro_f1"] == pytest.approx(1 / 3)
