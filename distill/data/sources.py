@@ -43,7 +43,8 @@ def load_hub_split(source: DataSource, default_split: str) -> Any:
     # ValueError) and for a network failure (an OSError, often re-wrapped: is_transient follows the chain).
     except (OSError, ValueError) as exc:
         if hub_offline_forced():  # datasets says so in a ConnectionError's text only: a setting, not a failure
-            raise DataError(f"{offline_hint('dataset', source.path)} ({first_line(exc)})") from exc
+            # Not the library's wording: it may quote the source with its credentials in a form redaction misses.
+            raise DataError(offline_hint("dataset", source.path)) from exc
         if is_transient(exc):
             raise TransientError(f"{where}: the hub could not be reached ({first_line(exc)}); try again") from exc
         if not hub_reachable():
