@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 import distill_cli.evaluate  # noqa: F401 - registers `score` and `evaluate` on the app
+import distill_cli.export  # noqa: F401 - registers `export` on the app
 from distill.config.augment import AugmentConfig, AugmentMethod
 from distill.errors import DistillError
 from distill_cli.app import app, print_json, progress_bar, quiet_libraries

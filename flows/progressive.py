@@ -4,7 +4,11 @@
              ├─ augment (once) ─────────────┐
              └─ stage 1: [intermediate] → distil ─ evaluate      (+ baseline ─ evaluate)
                   └─ stage 2 (teacher: previous): [intermediate] → distil ─ evaluate ...
+                                                                   ├─ export (onnx, onnx-int8) ─ evaluate
                                                                    └─ report
+
+The final student (or, with `export.models: students`, every student) is exported in each of
+`export.formats`; each export is checked against its PyTorch source, then evaluated like any model.
 
 A stage with a `sweep:` runs its steps once per trial, scores each trial on validation data, and
 its best trial is the stage's student (flows/sweep.py).
@@ -40,6 +44,7 @@ from flows.sweep import SweepOutcome, publish_sweep, run_sweep, sweep_table
 from tasks.augment import AUGMENT, augment_training_data
 from tasks.compute import ensure_gpu_limit, gpu_present
 from tasks.distill import BASELINE, train_baseline
+from tasks.export import EXPORT, export_model
 from tasks.report import report
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher, use_finetuned_teacher
 
@@ -109,6 +114,21 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
         if sweep is not None:
             sweeps.append((stage.name, sweep, baseline_evaluation))
 
+    students = {name: future for name, future in trained.items() if name.startswith("distill_")}
+    final_exports: dict[str, PrefectFuture] = {}  # the final student's, by format: copied beside the report
+    for name in identity.exported_stages(config):
+        assert config.export is not None
+        student = students[StageId("distill", name).name]
+        taught_by = next(entry.taught_by for entry, _ in entries if entry.model == name and entry.role == "distilled")
+        for export_format in config.export.formats:
+            label = identity.exported_label(name, export_format)
+            exported = submit(StageId("export", label), export_model, EXPORT, student, label=label,
+                              export_format=export_format)  # fmt: skip
+            entry = Entry(label, "exported", {}, stage=name, taught_by=taught_by, format=export_format)
+            entries.append((entry, submit.evaluate(exported, label)))
+            if name == config.stages[-1].name:
+                final_exports[export_format] = exported
+
     stages = submit.outcomes()
     final = previous.result.result() if config.stages else None
     finished = [replace(entry, metrics=future.result().metrics) for entry, future in entries]
@@ -124,6 +144,7 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
         final_student=final.model_path if final else None,
         run_name=flow_run.get_name() or config.name,
         sweeps=sweep_rows,
+        final_exports={fmt: future.result().model_path for fmt, future in final_exports.items()},
     )
     for stage in stages:
         logger.info("%s: %s (%s)", stage["name"], stage["status"], stage["uri"])

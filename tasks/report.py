@@ -22,11 +22,13 @@ def report(
     final_student: str | None,
     run_name: str,
     sweeps: list[dict[str, Any]] | None = None,
+    final_exports: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Publish the leaderboard (teacher, distilled students, baselines) and write the report files.
 
     `stage_dirs` maps training stages to their directories, for the loss curves; the final
-    (last) student is exported as a plain Hugging Face folder next to the report. `sweeps` are the
+    (last) student is copied as a plain Hugging Face folder next to the report, and its ONNX exports
+    (`final_exports`, format to folder) beside it. `sweeps` are the
     sweep tables' rows, written as `sweep.csv` with a plot per swept stage.
     """
     metric = task_metric_name(config)
@@ -40,7 +42,9 @@ def report(
     )
     run_dir = resolve_root(config.artifact_root) / "runs" / run_name
     curves = {name: read_loss_curve(uri) for name, uri in stage_dirs.items()}
-    markdown = write_report(run_dir, f"{config.name}: {run_name}", rows, metric, curves, final_student, sweeps)
+    markdown = write_report(
+        run_dir, f"{config.name}: {run_name}", rows, metric, curves, final_student, sweeps, final_exports
+    )
     create_markdown_artifact(markdown=markdown, key="report", description=f"{config.name}: leaderboard and plots")
     get_run_logger().info("report written to %s", run_dir)
     return {"leaderboard": rows, "report_dir": str(run_dir), "sweeps": sweeps or []}

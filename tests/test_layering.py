@@ -5,9 +5,12 @@
     tasks                      Prefect tasks around the stage bodies: caching, retries, monitoring
     distill                    pure ML, never Prefect; inside it, from the top down:
       5  stages, reporting, preflight    stage bodies and their typed inputs; the report; checks before a run
-      4  training, evaluation, sweep     training loops and losses; scoring and cost; the sweep driver
-      3  qa, augment                     QA features and post-processing; data augmentation
-      2  models, evaluation.metrics      loading and building models, batched inference; the metrics
+      4  training, evaluation, sweep, export   training loops and losses; scoring and cost; the sweep driver;
+                                         ONNX export and its check
+      3  qa, augment, classify           QA features, post-processing and answering; data augmentation;
+                                         classifying texts
+      2  models, evaluation.metrics, export.runtime   loading and building models, batched inference; the
+                                         metrics; running an exported model
       1  data, store                     reading datasets; fingerprints and the artifact store
       0  config, errors, io, redact, hub, precision   the foundation every layer may use
 
@@ -41,6 +44,9 @@ DISTILL_LAYERS = {
     "distill.evaluation.metrics": 2,
     "distill.qa": 3,
     "distill.augment": 3,
+    "distill.classify": 3,
+    "distill.export": 4,
+    "distill.export.runtime": 2,
     "distill.training": 4,
     "distill.evaluation": 4,
     "distill.sweep": 4,

@@ -3,11 +3,13 @@
 base    the strict base model every section derives from; each task's headline metric
 data    data sources and the QA / classification data settings
 models  teacher, student, training schedules and the two distillation steps of a stage
+export  the `export:` section: ONNX formats and their checks
 run     the whole run: evaluation settings, cross-field checks, reading YAML with ${VAR} interpolation
 """
 
 from distill.config.base import TASK_METRICS, StrictModel, task_metric
 from distill.config.data import ClassificationDataConfig, DataConfig, DataSource, QADataConfig
+from distill.config.export import EXPORT_FORMATS, ExportConfig, ExportFormat
 from distill.config.models import (
     DistillStageConfig,
     FreshStudentConfig,
@@ -35,7 +37,10 @@ __all__ = [
     "DataConfig",
     "DataSource",
     "DistillStageConfig",
+    "EXPORT_FORMATS",
     "EvaluationConfig",
+    "ExportConfig",
+    "ExportFormat",
     "FreshStudentConfig",
     "IntermediateLayerConfig",
     "IntermediateTrainingConfig",

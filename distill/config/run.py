@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, model_validator
 from distill.config.augment import AugmentConfig
 from distill.config.base import StrictModel
 from distill.config.data import DataConfig
+from distill.config.export import ExportConfig
 from distill.config.models import DistillStageConfig, TeacherConfig
 from distill.config.sweep import SWEEP_METRICS, SweepRange, stage_field, trial_config
 from distill.errors import ConfigError
@@ -64,6 +65,11 @@ class RunConfig(StrictModel):
     )
     stages: list[DistillStageConfig] = Field(default_factory=list, description="Students, in order.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    export: ExportConfig | None = Field(
+        default_factory=ExportConfig,
+        description="ONNX exports of the trained students (by default the final one, fp32 and int8), each checked "
+        "against PyTorch and evaluated beside it. null exports nothing.",
+    )
     precision: Precision = Field(
         default="auto",
         description="'fp32', 'bf16' (autocast) or 'auto': bf16 on CUDA with bf16 and on CPUs with AMX-BF16 or "

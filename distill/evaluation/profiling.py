@@ -33,22 +33,30 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from distill.errors import TransientError
 from distill.precision import ResolvedPrecision, autocast
 
 
-def parameter_count(model: torch.nn.Module) -> int:
+def parameter_count(model: Any) -> int:
+    """A torch model's parameters; an exported model's are its source's, recorded at export."""
+    if getattr(model, "runs_arrays", False):
+        return int(model.parameter_count or 0)
     return sum(p.numel() for p in model.parameters())
 
 
+# Files that hold a model's weights: safetensors, pickle checkpoints, an ONNX graph and its external data.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".data")
+
+
 def size_on_disk_mb(folder: str | Path) -> float | None:
-    """Weights on disk (safetensors, or pickle checkpoints) in MB; None when the model is not a local folder."""
+    """Weights on disk in MB (see WEIGHT_SUFFIXES); None when the model is not a local folder."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    weights = [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")]
+    weights = [p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES]
     return round(sum(p.stat().st_size for p in weights) / 1e6, 3)
 
 
@@ -149,7 +157,7 @@ def _seconds_per_call(
 
 @torch.inference_mode()
 def time_forwards(
-    model: torch.nn.Module,
+    model: Any,
     example: dict[str, list[int]],
     *,
     precision: ResolvedPrecision,
@@ -159,19 +167,28 @@ def time_forwards(
 ) -> dict[str, Any]:
     """Latency p50/p95 of one example and throughput of batches of it, on the model's device, in this process.
 
+    `model` is a torch model, or an exported one (onnxruntime, timed at its own precision and threads).
+
     Each forward enters autocast for `precision` itself, as a request served one at a time does. Warm-up
     (a quarter of `latency_seconds`, at least 3 calls per shape) takes first-call costs out: allocations,
     kernel selection, autocast's weight casts. Throughput is the batch size over the median batch time,
     so a burst of other work on the machine moves it as little as it moves the latency median.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    single = {name: torch.tensor([ids], device=device) for name, ids in example.items()}  # (1, T)
-    batch = {name: tensor.repeat(throughput_batch_size, 1) for name, tensor in single.items()}  # (B, T)
+    if getattr(model, "runs_arrays", False):  # an exported model (distill.export.runtime): numpy in and out
+        device, runtime, precision = torch.device("cpu"), "onnxruntime", model.precision
+        single: dict[str, Any] = {name: np.array([ids], dtype=np.int64) for name, ids in example.items()}
+        batch: dict[str, Any] = {name: np.repeat(ids, throughput_batch_size, axis=0) for name, ids in single.items()}
+    else:
+        model.eval()
+        device, runtime = next(model.parameters()).device, "torch"
+        single = {name: torch.tensor([ids], device=device) for name, ids in example.items()}  # (1, T)
+        batch = {name: tensor.repeat(throughput_batch_size, 1) for name, tensor in single.items()}  # (B, T)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def forward(inputs: dict[str, torch.Tensor]) -> Callable[[], Any]:
+    def forward(inputs: dict[str, Any]) -> Callable[[], Any]:
         def call() -> Any:
+            if runtime == "onnxruntime":
+                return model(**inputs)
             with autocast(precision, device):
                 return model(**inputs)
 
@@ -192,6 +209,7 @@ def time_forwards(
         "speed_sequence_length": len(next(iter(example.values()))),
         "latency_precision": precision,
         "latency_device": device.type,
+        "latency_runtime": runtime,
         "latency_timed_forwards": len(latency),
     }
 
@@ -200,6 +218,7 @@ def _measure(request: SpeedRequest) -> dict[str, Any]:
     """The measuring process's work: load the saved model on the stages' device and time it."""
     import transformers
 
+    from distill.export.runtime import OnnxModel, is_exported
     from distill.models.loading import load_model
     from distill.precision import default_device
 
@@ -207,6 +226,17 @@ def _measure(request: SpeedRequest) -> dict[str, Any]:
     torch.set_num_threads(request.threads)
     with contextlib.suppress(RuntimeError):  # only settable before any parallel work; the env var already did it
         torch.set_num_interop_threads(1)
+    if is_exported(request.model_path):  # served by onnxruntime, with as many threads as torch would get
+        exported = OnnxModel(request.model_path, threads=request.threads)
+        figures = time_forwards(
+            exported,
+            request.example,
+            precision=request.precision,
+            latency_seconds=request.latency_seconds,
+            latency_samples=request.latency_samples,
+            throughput_batch_size=request.throughput_batch_size,
+        )
+        return {**figures, "latency_threads": request.threads}
     model, _ = load_model(
         request.model_path, request.task, num_labels=request.num_labels, trust_remote_code=request.trust_remote_code
     )

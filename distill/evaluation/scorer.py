@@ -11,6 +11,7 @@ from distill.data.classification import ClassificationDataset
 from distill.data.squad import SquadDataset
 from distill.errors import ModelError
 from distill.evaluation.evaluate import ClassificationEvaluation, QAEvaluation, evaluate_classification, evaluate_qa
+from distill.export.runtime import OnnxModel, is_exported
 from distill.models.inference import Progress
 from distill.models.loading import load_model, load_tokenizer
 
@@ -66,6 +67,8 @@ def load_scorer(
     """
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
     options = dict(batch_size=batch_size, precision=precision, tokenizer=tokenizer, progress=progress)
+    if is_exported(model_path):
+        return _exported_scorer(model_path, labels, options)
     if labels is None:
         model, fresh = load_model(model_path, "qa", trust_remote_code=trust_remote_code)
         return Scorer(model=model, fresh=fresh, label_list=None, **options)
@@ -84,3 +87,23 @@ def load_scorer(
         log.warning("model '%s' names its labels %s only: reading them as the data's %s, in that order",
                     model_path, named, list(labels))  # fmt: skip
     return Scorer(model=model, fresh=fresh, label_list=list(labels), **options)
+
+
+def _exported_scorer(model_path: str, labels: list[str] | None, options: dict[str, Any]) -> Scorer:
+    """An exported folder, run by onnxruntime at the precision it was exported at. Its head cannot be resized:
+    labels it names are read by name, `LABEL_<i>` ones take the data's in order when the counts match."""
+    model = OnnxModel(model_path)
+    if model.task != ("qa" if labels is None else "classification"):
+        raise ModelError(f"model '{model_path}': exported for {model.task}, not for this data's task")
+    options = options | {"precision": model.precision}
+    if labels is None:
+        return Scorer(model=model, fresh=[], label_list=None, **options)
+    named = list(model.labels or [])
+    if not _generic(named):
+        missing = sorted(set(labels) - set(named))
+        if missing:
+            raise ModelError(f"model '{model_path}': exported for labels {named}; the data also has {missing}")
+        return Scorer(model=model, fresh=[], label_list=named, **options)
+    if len(named) != len(labels):
+        raise ModelError(f"model '{model_path}': exported with {len(named)} labels; the data has {len(labels)}")
+    return Scorer(model=model, fresh=[], label_list=list(labels), **options)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill.errors import ModelError
 from distill.precision import ResolvedPrecision, autocast
 
 Progress = Callable[[int], None]  # called with the number of rows just processed
@@ -60,6 +61,19 @@ def _pad_rows(rows: list[list[int]], width: int, value: int) -> np.ndarray:
     return padded
 
 
+def _torch_call(model: Any, precision: ResolvedPrecision) -> Callable[..., dict[str, np.ndarray]]:
+    """`model` as a function of numpy inputs to numpy float32 outputs, on its device, under `precision`."""
+    model.eval()
+    device = next(model.parameters()).device
+
+    def call(**arrays: np.ndarray) -> dict[str, np.ndarray]:
+        with autocast(precision, device):
+            result = model(**{name: torch.from_numpy(array).to(device) for name, array in arrays.items()})
+        return {name: value.float().cpu().numpy() for name, value in result.items() if torch.is_tensor(value)}
+
+    return call
+
+
 @torch.inference_mode()
 def forward_in_batches(
     model: Any,
@@ -77,14 +91,18 @@ def forward_in_batches(
     Returns the named outputs as `dtype` arrays in feature order. Position outputs
     (`POSITION_OUTPUTS`) are `(N, L)`, L the longest feature, and `beyond_length` past each row's
     own length: -inf by default, no token there, so never an answer. `precision` bf16 runs the
-    forwards under bf16 autocast (3-4x faster on CPUs with AMX-BF16).
+    forwards under bf16 autocast (3-4x faster on CPUs with AMX-BF16). `model` is a torch model, or an
+    exported one (`distill.export.runtime.OnnxModel`: `runs_arrays`), which takes and returns numpy arrays.
     """
-    model.eval()
-    device = next(model.parameters()).device
+    runs_arrays = getattr(model, "runs_arrays", False)
+    if runs_arrays:
+        call, pad_id = model, model.pad_token_id
+    else:
+        call, pad_id = _torch_call(model, precision), getattr(getattr(model, "config", None), "pad_token_id", None)
     table = _Rows(features)
     # Masks and token types pad with 0. What pads the ids does not reach real tokens (the mask hides it), but
     # the model's own pad id keeps models that derive positions from ids (RoBERTa) as they were trained.
-    pad_values = {"input_ids": getattr(getattr(model, "config", None), "pad_token_id", None) or 0}
+    pad_values = {"input_ids": pad_id or 0}
     lengths = table.lengths()
     order = np.argsort(-lengths, kind="stable")
     outputs: dict[str, np.ndarray] = {}
@@ -92,11 +110,9 @@ def forward_in_batches(
         rows = order[begin : begin + batch_size]
         width = int(lengths[rows].max())
         taken = table.take(rows)
-        batch = {name: torch.from_numpy(_pad_rows(taken[name], width, pad_values.get(name, 0))) for name in taken}
-        with autocast(precision, device):
-            result = model(**{name: tensor.to(device) for name, tensor in batch.items()})
+        result = call(**{name: _pad_rows(taken[name], width, pad_values.get(name, 0)) for name in taken})
         for name in output_names:
-            values = result[name].float().cpu().numpy()
+            values = np.asarray(result[name], dtype=np.float32)
             if name in POSITION_OUTPUTS:  # (B, T): what lies past a row's own length is padding
                 values[np.arange(width)[None, :] >= lengths[rows][:, None]] = beyond_length
             if name not in outputs:  # longest first: the first batch's shape fits every row
@@ -105,3 +121,23 @@ def forward_in_batches(
         if progress is not None:
             progress(len(rows))
     return {name: outputs.get(name, np.zeros((0,), dtype=dtype)) for name in output_names}
+
+
+def load_for_inference(
+    model: str, task: str, *, threads: int | None = None, trust_remote_code: bool = False
+) -> tuple[Any, Any]:
+    """(model, tokenizer) to run `forward_in_batches` with: an exported folder in onnxruntime (`threads` intra-op
+    threads; None: every core), anything else (a folder, a hub id, a short name) as a PyTorch model for `task`."""
+    from distill.export.runtime import OnnxModel, is_exported
+    from distill.models.loading import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+    if is_exported(model):
+        exported = OnnxModel(model, threads=threads)
+        if exported.task != task:
+            raise ModelError(f"model '{model}': exported for {exported.task}, not {task}")
+        return exported, tokenizer
+    loaded, fresh = load_model(model, task, trust_remote_code=trust_remote_code)  # type: ignore[arg-type]
+    if fresh:
+        raise ModelError(f"model '{model}': has no trained {task} head (newly initialised: {', '.join(fresh[:3])})")
+    return loaded, tokenizer

@@ -288,9 +288,14 @@ def save_model(model: Any, tokenizer: Any, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, safe_serialization=True)
+    save_tokenizer(tokenizer, directory)
+    return directory
+
+
+def save_tokenizer(tokenizer: Any, directory: str | Path) -> None:
+    """The tokenizer's files, the same bytes wherever and however it was loaded."""
     # How the tokenizer was found (offline or not, from the cache or a folder) is not part of it; transformers
     # would write it into tokenizer_config.json, and the same model saved elsewhere would get other bytes.
     for key in _LOADING_KWARGS:
         tokenizer.init_kwargs.pop(key, None)
     tokenizer.save_pretrained(directory)
-    return directory

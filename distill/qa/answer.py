@@ -1,18 +1,25 @@
 """Answer questions with an extractive QA model: what `pipeline("question-answering")` did before
-transformers 5 removed it, with the same windowing and post-processing as evaluation."""
+transformers 5 removed it, with the same windowing and post-processing as evaluation.
+
+The model is a loaded one, or a folder: a trained model's, or an exported one's (`distill export`),
+which runs in onnxruntime without PyTorch's training stack:
+
+    answer_questions("runs/quickstart/final_student-onnx-int8", None, [(question, context)])
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from distill.models.inference import forward_in_batches
+from distill.models.inference import forward_in_batches, load_for_inference
 from distill.qa.features import columns, prepare_eval_features
 from distill.qa.postprocess import postprocess_qa_predictions
 
 
 def answer_questions(
     model: Any,
-    tokenizer: Any,
+    tokenizer: Any | None,
     pairs: list[tuple[str, str]],
     *,
     allow_no_answer: bool = True,
@@ -26,8 +33,12 @@ def answer_questions(
 
     With `allow_no_answer`, a question is answered "" when its null_odds exceed
     `null_score_diff_threshold`: pass the run's `null_threshold`, or the `tuned_null_threshold`
-    its evaluation found on validation data, to answer as that figure was scored.
+    its evaluation found on validation data, to answer as that figure was scored. `model` may be a
+    folder, a hub id or an exported folder (its tokenizer is loaded from there when `tokenizer` is None).
     """
+    if isinstance(model, (str, Path)):
+        model, loaded = load_for_inference(str(model), "qa")
+        tokenizer = tokenizer or loaded
     examples = [
         {"id": str(i), "title": "", "question": q, "context": c, "answers": {"text": [], "answer_start": []}}
         for i, (q, c) in enumerate(pairs)

@@ -44,21 +44,31 @@ def _png(figure: Any) -> bytes:
 
 
 def metric_plot(rows: list[dict[str, Any]], metric: str) -> bytes:
-    """Task metric against parameter count, one marker style per role, each point labelled."""
+    """Task metric against size, one marker style per role, each point labelled.
+
+    Size is megabytes on disk when every scored model has a figure (an int8 export has its source's
+    parameters in a quarter of the bytes), else the parameter count.
+    """
     figure = _figure()
     axes = figure.add_subplot()
-    styles = {"teacher": ("*", 160), "distilled": ("o", 60), "baseline": ("x", 60)}
+    styles = {"teacher": ("*", 160), "distilled": ("o", 60), "baseline": ("x", 60), "exported": ("s", 50)}
+    scored = [r for r in rows if r.get(metric) is not None]
+    on_disk = bool(scored) and all(r.get("size_on_disk_mb") for r in scored)
+    column, scale, label = ("size_on_disk_mb", 1, "size on disk (MB)") if on_disk else (
+        "parameters", 1e6, "parameters (millions)")  # fmt: skip
+    shown = []
     for role, (marker, size) in styles.items():
-        points = [r for r in rows if r["role"] == role and r.get(metric) is not None and r.get("parameters")]
+        points = [r for r in scored if r["role"] == role and r.get(column)]
         if points:
-            axes.scatter([r["parameters"] / 1e6 for r in points], [r[metric] for r in points], marker=marker, s=size)
+            shown.append(role)
+            axes.scatter([r[column] / scale for r in points], [r[metric] for r in points], marker=marker, s=size)
             for r in points:
-                axes.annotate(r["model"], (r["parameters"] / 1e6, r[metric]), fontsize=7, xytext=(4, 3),
+                axes.annotate(r["model"], (r[column] / scale, r[metric]), fontsize=7, xytext=(4, 3),
                               textcoords="offset points")  # fmt: skip
-    axes.set_xlabel("parameters (millions)")
+    axes.set_xlabel(label)
     axes.set_ylabel(f"eval {metric}")
     axes.set_title(f"{metric} vs size")
-    axes.legend([role for role in styles if any(r["role"] == role for r in rows)], fontsize=8)
+    axes.legend(shown, fontsize=8)
     axes.grid(alpha=0.3)
     return _png(figure)
 
@@ -127,8 +137,12 @@ def write_report(
     curves: dict[str, list[dict[str, float]]],
     final_student: str | None = None,
     sweeps: list[dict[str, Any]] | None = None,
+    final_exports: dict[str, str] | None = None,
 ) -> str:
     """Write the report files into `run_dir`; returns the markdown with the plots embedded (for the UI).
+
+    The final student is copied to `final_student/`, and each of its exports (`final_exports`: format
+    to folder) to `final_student-<format>/`.
 
     `sweeps` are the sweep tables' rows (column `stage` tells the sweeps apart): `sweep.csv` and a
     `sweep-<stage>.png` per swept stage.
@@ -153,6 +167,9 @@ def write_report(
     body = [f"# {title}", "", _markdown_table(rows), ""]
     if exported:
         body += [f"Final student, ready for `pipeline(..., model=...)`: `{exported}`", ""]
+    for export_format, folder in (final_exports or {}).items():
+        copied = export_student(folder, run_dir / f"{FINAL_STUDENT}-{export_format}")
+        body += [f"Final student as {export_format}, for onnxruntime or optimum's ORTModel classes: `{copied}`", ""]
     body += sweep_body
     files = {name: f"![{name}]({name})" for name in plots}
     embedded = {

@@ -15,7 +15,7 @@ from typing import Literal
 
 from distill.config import RunConfig
 
-Step = Literal["finetune", "augment", "evaluate", "validate", "intermediate", "distill", "baseline"]
+Step = Literal["finetune", "augment", "evaluate", "validate", "intermediate", "distill", "baseline", "export"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,21 @@ def baseline_label(stage: str) -> str:
     return f"{stage}-baseline"
 
 
+def exported_label(label: str, export_format: str) -> str:
+    """The label of a model's export in the leaderboard, e.g. 'minilm-l3-onnx-int8'; its export stage is
+    `export_<that>` and its evaluation `evaluate_<that>`."""
+    return f"{label}-{export_format}"
+
+
+def exported_stages(config: RunConfig) -> list[str]:
+    """The config stages whose students are exported, in chain order."""
+    if config.export is None or not config.export.formats or not config.stages:
+        return []
+    if config.export.models == "final":
+        return [config.stages[-1].name]
+    return [stage.name for stage in config.stages]
+
+
 def stage_ids(config: RunConfig) -> list[StageId]:
     """Every stage the run can have, in the order the flow submits them (each sweep trial's too)."""
     ids = [TEACHER, evaluation("teacher")]
@@ -70,4 +85,8 @@ def stage_ids(config: RunConfig) -> list[StageId]:
         ids.append(evaluation(stage.name))
         if stage.baseline:
             ids += [StageId("baseline", stage.name), evaluation(baseline_label(stage.name))]
+    for name in exported_stages(config):
+        for export_format in config.export.formats:
+            label = exported_label(name, export_format)
+            ids += [StageId("export", label), evaluation(label)]
     return ids

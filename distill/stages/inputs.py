@@ -26,6 +26,7 @@ from pydantic import ConfigDict, Field
 from distill.config import (
     DataConfig,
     EvaluationConfig,
+    ExportFormat,
     IntermediateLayerConfig,
     PredictionLayerConfig,
     PredictionTrainingConfig,
@@ -173,6 +174,21 @@ class BaselineInput(StudentStepInput):
     training: PredictionTrainingConfig = Field(description="The prediction-layer step's schedule, on labels only.")
 
 
+class ExportInput(StageInput):
+    kind: ClassVar[str] = "export"
+    modules: ClassVar[tuple[str, ...]] = ("distill.stages.export", "distill.stages.plan")
+
+    data: DataRef = Field(description="The eval data the export is checked on.")
+    batch_size: int
+    trust_remote_code: bool
+    model: ArtifactRef
+    export_format: ExportFormat
+    opset: int
+    max_abs_diff: float = Field(description="fp32: the largest logit difference allowed.")
+    min_agreement: float = Field(description="int8: the share of predictions that must agree.")
+    label: str = Field(exclude=True, description="The exported model's name, for messages.")
+
+
 STAGE_INPUTS: tuple[type[StageInput], ...] = (
     TeacherInput,
     AugmentInput,
@@ -181,5 +197,6 @@ STAGE_INPUTS: tuple[type[StageInput], ...] = (
     IntermediateInput,
     PredictionInput,
     BaselineInput,
+    ExportInput,
 )
 STAGE_KINDS: tuple[str, ...] = tuple(cls.kind for cls in STAGE_INPUTS)

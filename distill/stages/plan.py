@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.config import DistillStageConfig, RunConfig
+from distill.config import DistillStageConfig, ExportFormat, RunConfig
 from distill.config.base import task_metric
 from distill.data.task_data import data_fingerprint, has_validation
 from distill.models.loading import resolve_model
@@ -20,6 +20,7 @@ from distill.stages.inputs import (
     BaselineInput,
     DataRef,
     EvaluateInput,
+    ExportInput,
     IntermediateInput,
     ModelRef,
     PredictionInput,
@@ -114,6 +115,23 @@ def plan_validate(config: RunConfig, model: ArtifactRef) -> ValidateInput:
         precision=resolve_precision(config.precision, "cpu"),
         trust_remote_code=config.teacher.trust_remote_code,
         model=model,
+    )
+
+
+def plan_export(config: RunConfig, model: ArtifactRef, label: str, export_format: ExportFormat) -> ExportInput:
+    settings = config.export
+    if settings is None:
+        raise ValueError(f"run {config.name!r} has no export section")
+    return ExportInput(
+        data=data_ref(config),
+        batch_size=config.evaluation.batch_size,
+        trust_remote_code=config.teacher.trust_remote_code,
+        model=model,
+        export_format=export_format,
+        opset=settings.opset,
+        max_abs_diff=settings.max_abs_diff,
+        min_agreement=settings.min_agreement,
+        label=label,
     )
 
 

@@ -28,9 +28,9 @@ def tiny_config(artifact_root: Path) -> RunConfig:
 
 
 def tiny_one_stage(artifact_root: Path) -> RunConfig:
-    """tiny.yaml's first stage only, without augmentation: the spine tests' run (~35 s)."""
+    """tiny.yaml's first stage only, without augmentation or exports: the spine tests' run (~35 s)."""
     config = tiny_config(artifact_root)
-    return config.model_copy(update={"stages": config.stages[:1], "augmentation": None})
+    return config.model_copy(update={"stages": config.stages[:1], "augmentation": None, "export": None})
 
 
 def write_tiny_variant(path: Path, artifact_root: Path, *, stages: int = 1, **training: object) -> Path:
@@ -40,6 +40,7 @@ def write_tiny_variant(path: Path, artifact_root: Path, *, stages: int = 1, **tr
     raw["artifact_root"] = str(artifact_root)
     raw["stages"] = raw["stages"][:stages]
     raw.pop("augmentation")
+    raw["export"] = None  # the spine's tests are about training and caching; exports have their own
     raw["teacher"]["training"].update(training)
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -36,7 +36,13 @@ def small_run(artifact_root: Path, student: dict[str, Any]) -> RunConfig:
     )
     teacher = config.teacher.model_copy(update={"training": config.teacher.training.model_validate(STEPS)})
     return config.model_copy(
-        update={"artifact_root": str(artifact_root), "augmentation": None, "stages": [stage], "teacher": teacher}
+        update={
+            "artifact_root": str(artifact_root),
+            "augmentation": None,
+            "export": None,
+            "stages": [stage],
+            "teacher": teacher,
+        }
     )
 
 

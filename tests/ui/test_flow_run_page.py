@@ -32,10 +32,11 @@ STAGE_TASK_RUNS = [
     ),
     "evaluate-tiny-small-baseline",
     "evaluate-tiny-smaller-baseline",
+    *(f"{step}-tiny-smaller-{fmt}" for step in ("export", "evaluate") for fmt in ("onnx", "onnx-int8")),
     r"report-\w+",
 ]
 UI_TIMEOUT_S = 60  # bound on each wait; the first load and each tab take seconds, 40 s in all beside a benchmark
-WINDOW = (1440, 2200)  # tall enough that the 14 task runs fit one screenshot
+WINDOW = (1440, 2600)  # tall enough that the 18 task runs fit one screenshot
 # The page is read with one JavaScript call at a time: the SPA re-renders as it polls the API,
 # which would stale element handles held across calls.
 

@@ -1,4 +1,4 @@
-"""configs/tiny.yaml as users run it: augmentation, two chained stages with baselines, report and export.
+"""configs/tiny.yaml as users run it: augmentation, two chained stages with baselines, ONNX exports, report.
 
 The run is the session's one `distill run` against a real `prefect server start` (conftest.py),
 which test_flow_run_page.py also opens in a browser.
@@ -20,7 +20,15 @@ from tests.flows.conftest import tiny_config
 from tests.tiny_chain_run import TEST_TIMEOUT_S, TinyChainRun
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
-MODELS = ["teacher", "tiny-small", "tiny-small-baseline", "tiny-smaller", "tiny-smaller-baseline"]
+MODELS = [
+    "teacher",
+    "tiny-small",
+    "tiny-small-baseline",
+    "tiny-smaller",
+    "tiny-smaller-baseline",
+    "tiny-smaller-onnx",
+    "tiny-smaller-onnx-int8",
+]
 
 
 def test_tiny_chain_report_export_and_stage_two_only_rerun(tiny_chain_run: TinyChainRun) -> None:
@@ -51,6 +59,24 @@ def test_tiny_chain_report_export_and_stage_two_only_rerun(tiny_chain_run: TinyC
     }
     assert all(row["lift_vs_baseline"] is not None for row in rows if row["role"] == "distilled")
 
+    # The final student exported in both formats, each checked against PyTorch on the eval questions, then scored
+    # and timed in onnxruntime like every other model.
+    by_model = {row["model"]: row for row in rows}
+    student, fp32, int8 = (by_model[name] for name in ("tiny-smaller", "tiny-smaller-onnx", "tiny-smaller-onnx-int8"))
+    assert (fp32["role"], fp32["format"], fp32["precision"]) == ("exported", "onnx", "fp32")
+    assert (int8["role"], int8["format"], int8["precision"]) == ("exported", "onnx-int8", "int8")
+    assert student["format"] == "pytorch" and student["latency_runtime"] == "torch"
+    assert fp32["latency_runtime"] == int8["latency_runtime"] == "onnxruntime"
+    assert fp32["parameters"] == int8["parameters"] == student["parameters"]
+    assert int8["size_on_disk_mb"] < fp32["size_on_disk_mb"]
+    assert fp32["f1"] == student["f1"]  # the same logits to 1e-6: the same answers
+    assert fp32["delta_vs_source"] == 0 and int8["delta_vs_source"] == round(int8["f1"] - student["f1"], 6)
+    fp32_check = stages["export_tiny-smaller-onnx"]["metrics"]
+    assert fp32_check["check_max_abs_diff"] <= config.export.max_abs_diff
+    assert fp32_check["check_rows"] == 60 and fp32_check["check_agreement"] == 1.0
+    int8_check = stages["export_tiny-smaller-onnx-int8"]["metrics"]
+    assert int8_check["check_agreement"] >= config.export.min_agreement
+
     report_dir = Path(outcome["report_dir"])
     for name in (LEADERBOARD_CSV, METRIC_PLOT, LOSS_PLOT, REPORT_MD):
         assert (report_dir / name).stat().st_size > 0
@@ -69,6 +95,22 @@ def test_tiny_chain_report_export_and_stage_two_only_rerun(tiny_chain_run: TinyC
     [answer] = answer_questions(model, AutoTokenizer.from_pretrained(exported), [("what does the fox eat?", context)])
     assert answer["answer"] == "" or answer["answer"] in context
 
+    # The exports beside it answer through onnxruntime, with the same windowing and post-processing; the fp32 graph
+    # gives PyTorch's answers. Plain onnxruntime loads it too, with dynamic batch and sequence axes.
+    import onnxruntime
+
+    questions = [("what does the fox eat?", context), ("where does the fox live?", context * 8)]
+    expected = answer_questions(model, AutoTokenizer.from_pretrained(exported), questions)
+    onnx_folder = report_dir / f"{FINAL_STUDENT}-onnx"
+    assert answer_questions(onnx_folder, None, questions) == pytest.approx(expected, abs=1e-4)
+    int8_answers = answer_questions(report_dir / f"{FINAL_STUDENT}-onnx-int8", None, questions)
+    assert all(a["answer"] == "" or a["answer"] in context for a in int8_answers)
+    session = onnxruntime.InferenceSession(str(onnx_folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    encoded = AutoTokenizer.from_pretrained(onnx_folder)(["a b", "a longer second question"], [context] * 2,
+                                                          padding=True, return_tensors="np")  # fmt: skip
+    start, end = session.run(["start_logits", "end_logits"], {i.name: encoded[i.name] for i in session.get_inputs()})
+    assert start.shape == end.shape == encoded["input_ids"].shape
+
     # Changing only stage 2's temperature re-runs stage 2's prediction step (and its evaluation) alone;
     # another augmentation worker count gives the same bytes, so augmentation stays cached too.
     second = config.stages[1].model_copy(
@@ -82,4 +124,5 @@ def test_tiny_chain_report_export_and_stage_two_only_rerun(tiny_chain_run: TinyC
     assert {name for name, status in rerun.items() if status == "completed"} == {
         "distill_tiny-smaller",
         "evaluate_tiny-smaller",
+        *(f"{step}_tiny-smaller-{fmt}" for step in ("export", "evaluate") for fmt in ("onnx", "onnx-int8")),
     }
