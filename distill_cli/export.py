@@ -32,7 +32,7 @@ def export(
             "check runs on generated token sequences."
         ),
     ] = None,
-    opset: Annotated[int, typer.Option(min=14, max=23, help=_EXPORT["opset"].description)] = _EXPORT["opset"].default,
+    opset: Annotated[int, typer.Option(min=18, max=23, help=_EXPORT["opset"].description)] = _EXPORT["opset"].default,
     max_abs_diff: Annotated[float, typer.Option(help=_EXPORT["max_abs_diff"].description)] = _EXPORT[
         "max_abs_diff"
     ].default,

@@ -116,6 +116,7 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
 
     students = {name: future for name, future in trained.items() if name.startswith("distill_")}
     final_exports: dict[str, PrefectFuture] = {}  # the final student's, by format: copied beside the report
+    exports: set[str] = set()  # their stages and evaluations: a failed check is raised after the report is written
     for name in identity.exported_stages(config):
         assert config.export is not None
         student = students[StageId("distill", name).name]
@@ -126,12 +127,14 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
                               export_format=export_format)  # fmt: skip
             entry = Entry(label, "exported", {}, stage=name, taught_by=taught_by, format=export_format)
             entries.append((entry, submit.evaluate(exported, label)))
+            exports |= {StageId("export", label).name, identity.evaluation(label).name}
             if name == config.stages[-1].name:
                 final_exports[export_format] = exported
 
-    stages = submit.outcomes()
+    stages, failed_exports = submit.outcomes(deferred=frozenset(exports))
     final = previous.result.result() if config.stages else None
-    finished = [replace(entry, metrics=future.result().metrics) for entry, future in entries]
+    finished = [replace(entry, metrics=future.result().metrics) for entry, future in entries if _done(future)]
+    final_exports = {fmt: future for fmt, future in final_exports.items() if _done(future)}
     sweep_rows = []
     for name, sweep, baseline_evaluation in sweeps:
         rows = sweep_table(name, sweep, baseline_evaluation.result() if baseline_evaluation else None)
@@ -148,7 +151,13 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     )
     for stage in stages:
         logger.info("%s: %s (%s)", stage["name"], stage["status"], stage["uri"])
+    if failed_exports:  # everything else is reported; the run still fails, with the check's numbers
+        raise failed_exports[0]
     return {"stages": stages, **outcome, "sweep_seconds": {name: sweep.seconds for name, sweep, _ in sweeps}}
+
+
+def _done(future: PrefectFuture) -> bool:
+    return future.state.is_completed()
 
 
 @flow(name="distill-config-file", log_prints=False)

@@ -60,16 +60,32 @@ class StageSubmitter:
     def evaluate(self, model: PrefectFuture, label: str) -> PrefectFuture:
         return self(evaluation(label), evaluate_model, EVALUATE, model, label=label)
 
-    def outcomes(self) -> list[dict[str, Any]]:
-        """Each stage's status ('completed' or 'cached'), uri and metrics; raises the first failure, in order."""
+    def outcomes(self, deferred: frozenset[str] = frozenset()) -> tuple[list[dict[str, Any]], list[Exception]]:
+        """Each stage's status ('completed' or 'cached'), uri and metrics; raises the first failure, in order.
+
+        A failure among the `deferred` stages is returned instead (each once, upstream first), so the caller can
+        report what did finish before raising it.
+        """
         wait([future for _, future in self.submitted])
-        stages = []
+        stages, failures = [], []
         for name, future in self.submitted:
+            if name in deferred and not future.state.is_completed():
+                if future.state.is_failed():  # not a successor that never ran because of it
+                    failures.append(_exception(future))
+                continue
             result: StageResult = future.result()  # upstream stages come first, so this raises the root cause
             stages.append({"name": name, "status": status_of(future), "uri": result.uri, "metrics": result.metrics})
-        return stages
+        return stages, failures
 
 
 def status_of(future: PrefectFuture) -> str:
     """'cached' when the stage was served from the cache, else 'completed'."""
     return "cached" if future.state.name == "Cached" else "completed"
+
+
+def _exception(future: PrefectFuture) -> Exception:
+    try:
+        future.result()
+    except Exception as exc:  # noqa: BLE001 - handed back to be raised after the report
+        return exc
+    raise AssertionError("a failed future returned a result")

@@ -27,7 +27,11 @@ class ExportConfig(StrictModel):
         description="'final': the chain's last student; 'students': every distilled student of the chain.",
     )
     opset: int = Field(
-        default=18, ge=14, le=23, description="ONNX opset of the graph (14 is the oldest with every BERT operator)."
+        default=18,
+        ge=18,
+        le=23,
+        description="ONNX opset of the graph. 18 is the oldest torch.onnx's exporter builds (older ones it converts "
+        "down to, for BERT, fail or give graphs onnxruntime rejects).",
     )
     max_abs_diff: float = Field(
         default=1e-3,

@@ -5,12 +5,16 @@ The folder written is what onnxruntime and optimum's `ORTModelFor...` classes lo
 transformers head names them), `config.json` and the tokenizer's files, plus `export.json`, which
 says what the graph is (task, format, opset, labels, parameters) for distill's own runtime.
 
-int8 is onnxruntime's dynamic quantization: the weights of the linear layers and of the embedding
-tables are stored as int8 (per output channel), activations are quantized on the fly. Embeddings
-are most of a small BERT's weights (MiniLM-L3: 11.7M of 17.4M parameters), so quantizing only the
-linear layers would leave the file at ~70% of fp32's size; with them it is ~25%. Products of two
-activations (attention scores) stay in float (`MatMulConstBOnly`): quantizing them costs accuracy
-for little speed.
+int8 is onnxruntime's dynamic quantization: the weights of the linear layers are stored as int8 per
+output channel, with 7-bit range (`reduce_range`: no saturation of `MatMulInteger` on CPUs without
+VNNI), and activations are quantized on the fly. The word embedding table is stored as 8 bits too
+(one scale for the table: onnxruntime quantizes `Gather` per tensor). Embeddings are most of a
+small BERT's weights (MiniLM-L3: 11.7M of 17.4M parameters), so quantizing only the linear layers
+would leave the file at ~70% of fp32's size; with the word table it is ~27%. The position and
+token-type tables are small and stay float, as do products of two activations (attention scores,
+`MatMulConstBOnly`): quantizing those costs accuracy for little size or speed. On the quickstart's
+SST-2 students these choices agree with PyTorch on 99.0-99.2% of eval sentences; every other mix
+measured agreed on 98.4-99.1% (`benchmarks/export.py`).
 """
 
 from __future__ import annotations
@@ -131,6 +135,7 @@ def _to_onnx(model: Any, tokenizer: Any, task: str, path: Path, opset: int) -> t
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types; all mean "cannot export this"
         architecture = type(model).__name__
         raise ExportError(f"{architecture} cannot be exported to ONNX opset {opset}: {_reason(exc)}") from exc
+    _check_opset(path, opset, type(model).__name__)
     return inputs, outputs
 
 
@@ -142,18 +147,46 @@ def _reason(exc: BaseException) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", first_line(exc))
 
 
-def _quantize(source: Path, target: Path) -> None:
+def _small_tables(graph: Path, vocabulary_size: int) -> list[str]:
+    """The `Gather` nodes that read an embedding table other than the word embeddings (positions, token types)."""
+    import onnx
+
+    model = onnx.load(graph, load_external_data=False)
+    tables = {tensor.name: tensor.dims for tensor in model.graph.initializer}
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "Gather" and node.input[0] in tables and tables[node.input[0]][0] != vocabulary_size
+    ]
+
+
+def _quantize(source: Path, target: Path, vocabulary_size: int) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    weights = sum(path.stat().st_size for path in source.parent.iterdir())
     with _quiet(""):  # the root logger
         quantize_dynamic(
             source,
             target,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            reduce_range=True,
             op_types_to_quantize=["MatMul", "Gemm", "Gather"],
+            nodes_to_exclude=_small_tables(source, vocabulary_size),
+            use_external_data_format=weights / 4 > _SINGLE_FILE_BYTES,
             extra_options={"MatMulConstBOnly": True},
         )
+
+
+def _check_opset(graph: Path, opset: int, architecture: str) -> None:
+    """The exporter builds opset 18 and converts down on request; a conversion it cannot do leaves 18 in place
+    (with a warning only), so the graph is read back rather than trusted."""
+    import onnx
+
+    model = onnx.load(graph, load_external_data=False)
+    built = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+    if built != opset:
+        raise ExportError(f"{architecture} cannot be exported to ONNX opset {opset}: the exporter built opset {built}")
 
 
 # Checks the export before it is moved into place: called with the PyTorch model, its tokenizer and the exported
@@ -167,6 +200,16 @@ def _check_target(output_dir: Path) -> None:
         raise DistillError(f"{output_dir}: exists and is not a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not is_exported(output_dir):
         raise DistillError(f"{output_dir}: folder is not empty and holds no earlier export; choose a new folder")
+
+
+def _replace(target: Path, staging: Path) -> None:
+    """Move `staging` to `target`; an earlier export there is moved aside first and deleted only after, so a
+    crash leaves the old export or the new one, never half of either."""
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_model(
@@ -197,14 +240,15 @@ def export_model(
     tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
     model.eval()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden names: a stage directory's manifest skips them, so a killed export's leftovers never count as output.
     staging = output_dir.with_name(f".{output_dir.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         staging.mkdir()
-        with tempfile.TemporaryDirectory(dir=staging.parent) as scratch:
+        with tempfile.TemporaryDirectory(dir=staging, prefix=".scratch-") as scratch:
             graph = Path(scratch) / ONNX_FILE
             inputs, outputs = _to_onnx(model, tokenizer, task, graph, opset)
             if fmt == "onnx-int8":
-                _quantize(graph, staging / ONNX_FILE)
+                _quantize(graph, staging / ONNX_FILE, model.config.vocab_size)
             else:
                 for produced in Path(scratch).iterdir():  # the graph, and its weights file when there is one
                     shutil.move(produced, staging / produced.name)
@@ -225,9 +269,9 @@ def export_model(
             "versions": {name: _package_version(name) for name in ("torch", "transformers", "onnx", "onnxruntime")},
         }
         atomic_write_json(staging / EXPORT_INFO, info)  # the same bytes for the same model: no times, no paths
-        figures = check(model, tokenizer, OnnxModel(staging)) if check is not None else {}
-        shutil.rmtree(output_dir, ignore_errors=True)
-        staging.rename(output_dir)
+        exported = OnnxModel(staging)  # onnxruntime loads it, or this fails naming the model
+        figures = check(model, tokenizer, exported) if check is not None else {}
+        _replace(output_dir, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s as %s in %.1f s", model_path, fmt, time.perf_counter() - started)

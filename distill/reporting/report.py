@@ -52,6 +52,7 @@ COST_COLUMNS = (
     "parameters",
     "size_on_disk_mb",
     "latency_runtime",
+    "latency_device",
     "latency_p50_ms",
     "throughput_per_s",
 )
