@@ -9,9 +9,10 @@ bf16 autocast is measured too.
 
     python benchmarks/export.py --profile quick     # a tiny random classifier on generated data, ~1 minute
     python benchmarks/export.py --profile full --model RUN_ROOT/distill_prediction_layer/<key>/model \\
-        --config configs/quickstart.yaml          # e.g. the quickstart's minilm-l3 (see `make run`'s summary)
+        --config configs/quickstart.yaml --tag sst2-l3   # e.g. the quickstart's minilm-l3 (`make run`'s summary)
 
-Writes `benchmarks/results/export-<profile>.json` and `.md`.
+Writes `benchmarks/results/export[-<tag>]-<profile>.json` and `.md`. Run it on an idle machine: timings are
+wall-clock, and the 2-thread figures especially suffer from anything else running.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def main() -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--model", help="Trained model folder (full profile).")
     parser.add_argument("--config", type=Path, help="The run config whose eval data it is scored on (full profile).")
+    parser.add_argument("--tag", default="", help="Names the results: export-<tag>-<profile>.json (e.g. sst2-l3).")
     args = parser.parse_args()
     common.prepare()
     from distill.config import load_config
@@ -157,7 +159,7 @@ def main() -> None:
             key = f"latency_p50_ms_{threads}t"
             row[f"speedup_{threads}t"] = round(base[key] / row[key], 2)
     report = {
-        "benchmark": "export",
+        "benchmark": "-".join(filter(None, ["export", args.tag])),
         "profile": args.profile,
         "date": common.today(),
         "command": common.command_line("DISTILL_DATA_DIR=../shared/data" if args.profile == "full" else ""),

@@ -152,6 +152,8 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     for stage in stages:
         logger.info("%s: %s (%s)", stage["name"], stage["status"], stage["uri"])
     if failed_exports:  # everything else is reported; the run still fails, with the check's numbers
+        for failure in failed_exports[1:]:
+            logger.error("also failed: %s", failure)
         raise failed_exports[0]
     return {"stages": stages, **outcome, "sweep_seconds": {name: sweep.seconds for name, sweep, _ in sweeps}}
 

@@ -70,7 +70,7 @@ class StageSubmitter:
         stages, failures = [], []
         for name, future in self.submitted:
             if name in deferred and not future.state.is_completed():
-                if future.state.is_failed():  # not a successor that never ran because of it
+                if not future.state.is_pending():  # failed, crashed or cancelled; pending: a successor it stopped
                     failures.append(_exception(future))
                 continue
             result: StageResult = future.result()  # upstream stages come first, so this raises the root cause
@@ -88,4 +88,4 @@ def _exception(future: PrefectFuture) -> Exception:
         future.result()
     except Exception as exc:  # noqa: BLE001 - handed back to be raised after the report
         return exc
-    raise AssertionError("a failed future returned a result")
+    return RuntimeError(f"task run {future.task_run_id} ended {future.state.name} without an error")

@@ -153,17 +153,21 @@ def _small_tables(graph: Path, vocabulary_size: int) -> list[str]:
 
     model = onnx.load(graph, load_external_data=False)
     tables = {tensor.name: tensor.dims for tensor in model.graph.initializer}
+    # onnxruntime excludes nodes by name; the exporter names every node (an unnamed one is left to be quantized).
     return [
         node.name
         for node in model.graph.node
-        if node.op_type == "Gather" and node.input[0] in tables and tables[node.input[0]][0] != vocabulary_size
+        if node.name
+        and node.op_type == "Gather"
+        and node.input[0] in tables
+        and tables[node.input[0]][0] != vocabulary_size
     ]
 
 
 def _quantize(source: Path, target: Path, vocabulary_size: int) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    weights = sum(path.stat().st_size for path in source.parent.iterdir())
+    external = any(path != source for path in source.parent.iterdir())  # the fp32 graph keeps its weights beside it
     with _quiet(""):  # the root logger
         quantize_dynamic(
             source,
@@ -173,7 +177,7 @@ def _quantize(source: Path, target: Path, vocabulary_size: int) -> None:
             reduce_range=True,
             op_types_to_quantize=["MatMul", "Gemm", "Gather"],
             nodes_to_exclude=_small_tables(source, vocabulary_size),
-            use_external_data_format=weights / 4 > _SINGLE_FILE_BYTES,
+            use_external_data_format=external,
             extra_options={"MatMulConstBOnly": True},
         )
 
@@ -205,10 +209,16 @@ def _check_target(output_dir: Path) -> None:
 def _replace(target: Path, staging: Path) -> None:
     """Move `staging` to `target`; an earlier export there is moved aside first and deleted only after, so a
     crash leaves the old export or the new one, never half of either."""
+    _check_target(target)  # again: the export took minutes, and something else may have been written there
     old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
     if target.exists():
         target.rename(old)
-    staging.rename(target)
+    try:
+        staging.rename(target)
+    except BaseException:
+        if old.exists():
+            old.rename(target)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -242,13 +252,13 @@ def export_model(
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     # Hidden names: a stage directory's manifest skips them, so a killed export's leftovers never count as output.
     staging = output_dir.with_name(f".{output_dir.name}.partial-{uuid.uuid4().hex[:8]}")
+    staging.mkdir()
     try:
-        staging.mkdir()
         with tempfile.TemporaryDirectory(dir=staging, prefix=".scratch-") as scratch:
             graph = Path(scratch) / ONNX_FILE
             inputs, outputs = _to_onnx(model, tokenizer, task, graph, opset)
             if fmt == "onnx-int8":
-                _quantize(graph, staging / ONNX_FILE, model.config.vocab_size)
+                _quantize(graph, staging / ONNX_FILE, model.get_input_embeddings().num_embeddings)
             else:
                 for produced in Path(scratch).iterdir():  # the graph, and its weights file when there is one
                     shutil.move(produced, staging / produced.name)

@@ -87,6 +87,7 @@ def test_a_nan_or_an_infinity_fails_the_fp32_check() -> None:
     for bad in (np.nan, np.inf):
         broken = {**close, "end_logits": np.array([[bad, 0.0, -np.inf]])}
         assert _max_abs_diff(reference, broken) == float("inf")
+        assert _max_abs_diff(broken, close) == float("inf")  # a broken source fails its export too
 
 
 def test_an_opset_the_exporter_did_not_build_is_one_line_naming_it(
