@@ -89,9 +89,8 @@ def main() -> None:
     common.prepare()
     from distill.config import load_config
     from distill.data.task_data import QAData, load_task_data
-    from distill.evaluation.evaluate import qa_version_2, tokenize_classification
     from distill.evaluation.profiling import default_threads, size_on_disk_mb
-    from distill.export.check import compare_classification, compare_qa
+    from distill.export.check import compare_on_eval
     from distill.export.onnx import export_model
     from distill.precision import cpu_bf16_flags
 
@@ -109,19 +108,7 @@ def main() -> None:
     for fmt in EXPORTS:
 
         def check(reference: Any, tokenizer: Any, exported: Any, fmt: str = fmt) -> dict[str, Any]:
-            if task == "qa":
-                agreement = compare_qa(
-                    reference,
-                    exported,
-                    data.eval.examples(),
-                    tokenizer,
-                    config.data,
-                    batch_size=64,
-                    version_2_with_negative=qa_version_2(config.data, data.eval),
-                )
-            else:  # fmt: skip
-                features = tokenize_classification(data.eval, tokenizer, max_seq_length=config.data.max_seq_length)
-                agreement = compare_classification(reference, exported, features, batch_size=64, inputs="eval")
+            agreement = compare_on_eval(reference, exported, tokenizer, data, config.data, batch_size=64)
             checks[fmt] = agreement.metrics()
             return checks[fmt]
 

@@ -49,7 +49,8 @@ def export(
     """
     quiet_libraries()
     from distill.config import load_config
-    from distill.export.check import compare_generated, require
+    from distill.data.task_data import load_task_data
+    from distill.export.check import compare_generated, compare_on_eval, require
     from distill.export.onnx import export_model
 
     fmt = "onnx-int8" if quantize == "int8" else format
@@ -62,7 +63,8 @@ def export(
         if run is None:
             agreement = compare_generated(reference, exported, tokenizer, exported.task, batch_size=batch_size)
         else:
-            agreement = _compare_on_eval(run, reference, tokenizer, exported, batch_size)
+            data = load_task_data(run.data, need_train=False)
+            agreement = compare_on_eval(reference, exported, tokenizer, data, run.data, batch_size=batch_size)
         require(agreement, fmt, limits, model)
         return agreement.metrics()
 
@@ -73,16 +75,3 @@ def export(
     from distill.evaluation.profiling import size_on_disk_mb
 
     print_json({"output": str(output), **info, "size_on_disk_mb": size_on_disk_mb(output), **figures})
-
-
-def _compare_on_eval(run: Any, reference: Any, tokenizer: Any, exported: Any, batch_size: int) -> Any:
-    from distill.data.task_data import QAData, load_task_data
-    from distill.evaluation.evaluate import qa_version_2, tokenize_classification
-    from distill.export.check import compare_classification, compare_qa
-
-    data = load_task_data(run.data, need_train=False)
-    if isinstance(data, QAData):
-        return compare_qa(reference, exported, data.eval.examples(), tokenizer, run.data, batch_size=batch_size,
-                          version_2_with_negative=qa_version_2(run.data, data.eval))  # fmt: skip
-    features = tokenize_classification(data.eval, tokenizer, max_seq_length=run.data.max_seq_length)
-    return compare_classification(reference, exported, features, batch_size=batch_size, inputs="eval sentences")

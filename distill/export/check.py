@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from distill.config import ExportConfig, ExportFormat, QADataConfig
+from distill.config import DataConfig, ExportConfig, ExportFormat, QADataConfig
+from distill.data.task_data import ClassificationData, QAData
+from distill.evaluation.evaluate import qa_version_2, tokenize_classification
 from distill.export.onnx import ExportError
 from distill.models.inference import OUTPUT_NAMES, forward_in_batches
 from distill.qa.features import columns, prepare_eval_features
@@ -87,6 +89,19 @@ def compare_qa(
     same = [expected[qid] == got[qid] for qid in expected]
     agreement = float(np.mean(same)) if same else 1.0
     return Agreement(len(same), "eval questions", agreement, _max_abs_diff(*logits))
+
+
+def compare_on_eval(
+    reference: Any, exported: Any, tokenizer: Any, data: QAData | ClassificationData, settings: DataConfig, *,
+    batch_size: int,
+) -> Agreement:  # fmt: skip
+    """The run's eval data, as its evaluate stage reads it: questions answered, or sentences labelled."""
+    if isinstance(data, QAData):
+        assert isinstance(settings, QADataConfig)
+        return compare_qa(reference, exported, data.eval.examples(), tokenizer, settings, batch_size=batch_size,
+                          version_2_with_negative=qa_version_2(settings, data.eval))  # fmt: skip
+    features = tokenize_classification(data.eval, tokenizer, max_seq_length=settings.max_seq_length)
+    return compare_classification(reference, exported, features, batch_size=batch_size, inputs="eval sentences")
 
 
 def generated_features(tokenizer: Any, *, rows: int = 64, max_length: int = 128, seed: int = 0) -> dict[str, list]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from distill.config import ExportConfig, QADataConfig
+from distill.config import ExportConfig
 from distill.data.task_data import QAData, load_task_data
-from distill.evaluation.evaluate import qa_version_2, tokenize_classification
 from distill.evaluation.profiling import size_on_disk_mb
-from distill.export.check import compare_classification, compare_qa, require
+from distill.export.check import compare_on_eval, require
 from distill.export.onnx import export_model as export_onnx
 from distill.stages.inputs import ExportInput
 from distill.store.artifacts import StageDirectory
@@ -26,22 +25,7 @@ def export_model(inputs: ExportInput, stage: StageDirectory) -> dict[str, Any]:
     limits = ExportConfig(max_abs_diff=inputs.max_abs_diff, min_agreement=inputs.min_agreement)
 
     def check(reference: Any, tokenizer: Any, exported: Any) -> dict[str, Any]:
-        if isinstance(data, QAData):
-            assert isinstance(settings, QADataConfig)
-            agreement = compare_qa(
-                reference,
-                exported,
-                data.eval.examples(),
-                tokenizer,
-                settings,
-                batch_size=inputs.batch_size,
-                version_2_with_negative=qa_version_2(settings, data.eval),
-            )
-        else:
-            features = tokenize_classification(data.eval, tokenizer, max_seq_length=settings.max_seq_length)
-            agreement = compare_classification(
-                reference, exported, features, batch_size=inputs.batch_size, inputs="eval sentences"
-            )
+        agreement = compare_on_eval(reference, exported, tokenizer, data, settings, batch_size=inputs.batch_size)
         require(agreement, inputs.export_format, limits, inputs.label)
         return agreement.metrics()
 
