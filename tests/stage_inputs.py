@@ -20,6 +20,8 @@ def every_input(config: RunConfig, stage: str) -> list[StageInput]:
         plan.plan_prediction(config, TEACHER, stage, STUDENT_INIT, AUGMENTED),
         plan.plan_baseline(config, TEACHER, stage),
     ]
+    if config.export is not None:
+        inputs += [plan.plan_export(config, STUDENT_INIT, f"{stage}-{fmt}", fmt) for fmt in config.export.formats]
     if config.augmentation is not None:
         inputs.append(plan.plan_augment(config))
     if plan.stage_config(config, stage).intermediate_layer is not None:
