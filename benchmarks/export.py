@@ -60,10 +60,13 @@ def _score(model: str, data: Any, settings: Any) -> tuple[dict[str, Any], dict[s
     if isinstance(data, QAData):
         scorer = load_scorer(model, None, batch_size=64, precision="fp32")
         metrics = scorer.qa(data.eval, settings).metrics
+        # best_f1: the official script's F1 at the best no-answer threshold on eval itself (an oracle, not a
+        # figure to select on): it compares the spans even when threshold 0 abstains everywhere.
         features = prepare_eval_features(columns(data.eval.examples()[:1]), scorer.tokenizer,
                                          max_seq_length=settings.max_seq_length, doc_stride=settings.doc_stride,
                                          pad_to_max_length=True)  # fmt: skip
-        return {"f1": metrics["f1"], "exact": metrics["exact"]}, first_input(features)
+        scores = {"f1": metrics["f1"], "exact": metrics["exact"], "best_f1": metrics.get("best_f1")}
+        return scores, first_input(features)
     scorer = load_scorer(model, data.label_list, batch_size=64, precision="fp32")
     metrics = scorer.classification(data.eval, settings.max_seq_length).metrics
     example = tokenize_classification(data.eval.take([0], ""), scorer.tokenizer, max_seq_length=settings.max_seq_length)
@@ -90,7 +93,7 @@ def main() -> None:
     from distill.config import load_config
     from distill.data.task_data import QAData, load_task_data
     from distill.evaluation.profiling import default_threads, size_on_disk_mb
-    from distill.export.check import compare_on_eval
+    from distill.export.check import compare_on_eval, compare_qa
     from distill.export.onnx import export_model
     from distill.precision import cpu_bf16_flags
 
@@ -110,6 +113,10 @@ def main() -> None:
         def check(reference: Any, tokenizer: Any, exported: Any, fmt: str = fmt) -> dict[str, Any]:
             agreement = compare_on_eval(reference, exported, tokenizer, data, config.data, batch_size=64)
             checks[fmt] = agreement.metrics()
+            if task == "qa":  # each question's best span too, whatever the no-answer threshold would do with it
+                spans = compare_qa(reference, exported, data.eval.examples(), tokenizer, config.data, batch_size=64,
+                                   version_2_with_negative=False)  # fmt: skip
+                checks[fmt]["span_agreement"] = spans.agreement
             return checks[fmt]
 
         export_model(model, scratch / fmt, fmt, task=task, check=check)
@@ -191,7 +198,13 @@ def markdown(report: dict[str, Any]) -> str:
         cells += ["" if agreement is None else f"{agreement:.2%}",
                   "" if agreement is None else f"{r['check_max_abs_diff']:.2g}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Agreement: share of eval predictions (labels; QA answers) equal to PyTorch fp32's."]
+    if any("best_f1" in r for r in report["rows"]):
+        lines += ["", "| format | best_f1 (oracle threshold) | span agreement |", "|---|---:|---:|"]
+        lines += [f"| {r['format']} | {r.get('best_f1') or 0:.2f} | "
+                  f"{'' if r.get('span_agreement') is None else format(r['span_agreement'], '.2%')} |"
+                  for r in report["rows"]]  # fmt: skip
+    lines += ["", "Agreement: share of eval predictions (labels; QA answers at the run's threshold) equal to PyTorch "
+              "fp32's; span agreement: each question's best span, before abstaining."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
