@@ -162,7 +162,7 @@ def test_stage_manifests_and_flow_parameters_are_redacted(
     monkeypatch.setattr(distill.stages.plan, "model_fingerprint", lambda name, revision=None: "model-fingerprint")
     monkeypatch.setattr(distill.stages.plan, "data_fingerprint", lambda data: "data-fingerprint")
     inputs = every_input(config_with_secrets, "small")
-    assert len(inputs) == 7
+    assert len(inputs) == 9  # every stage kind; export twice (fp32 and int8)
     for stage_input in inputs:
         # What tasks/stage.py hands to StageDirectory.finalize, which writes it into manifest.json.
         directory = StageDirectory(tmp_path, stage_input.kind, "key")
