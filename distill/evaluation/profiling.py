@@ -226,29 +226,22 @@ def _measure(request: SpeedRequest) -> dict[str, Any]:
     torch.set_num_threads(request.threads)
     with contextlib.suppress(RuntimeError):  # only settable before any parallel work; the env var already did it
         torch.set_num_interop_threads(1)
+    model: Any
     if is_exported(request.model_path):  # served by onnxruntime, with as many threads as torch would get
-        exported = OnnxModel(request.model_path, threads=request.threads)
-        figures = time_forwards(
-            exported,
-            request.example,
-            precision=request.precision,
-            latency_seconds=request.latency_seconds,
-            latency_samples=request.latency_samples,
-            throughput_batch_size=request.throughput_batch_size,
-        )
-        return {**figures, "latency_threads": request.threads}
-    model, _ = load_model(
-        request.model_path, request.task, num_labels=request.num_labels, trust_remote_code=request.trust_remote_code
-    )
+        model, threads = OnnxModel(request.model_path, threads=request.threads), request.threads
+    else:
+        model, _ = load_model(request.model_path, request.task, num_labels=request.num_labels,
+                              trust_remote_code=request.trust_remote_code)  # fmt: skip
+        model, threads = model.to(default_device()), torch.get_num_threads()
     figures = time_forwards(
-        model.to(default_device()),
+        model,
         request.example,
         precision=request.precision,
         latency_seconds=request.latency_seconds,
         latency_samples=request.latency_samples,
         throughput_batch_size=request.throughput_batch_size,
     )
-    return {**figures, "latency_threads": torch.get_num_threads()}
+    return {**figures, "latency_threads": threads}
 
 
 if __name__ == "__main__":
