@@ -19,6 +19,7 @@ import distill_cli.export  # noqa: F401 - registers `export` on the app
 from distill.config.augment import AugmentConfig, AugmentMethod
 from distill.errors import DistillError
 from distill_cli.app import app, print_json, progress_bar, quiet_libraries
+from distill_cli.server import UiServer
 
 # `distill augment` takes its defaults and help from the config model, so the CLI and a run config agree.
 _AUGMENT = AugmentConfig.model_fields
@@ -95,10 +96,52 @@ def serve(
     cron: Annotated[str | None, typer.Option(help="Cron schedule (UTC), e.g. '0 2 * * *'.")] = None,
 ) -> None:
     """Serve the configs as Prefect deployments from this process (one machine, no work pool or worker)."""
-    quiet_libraries()
-    from deployments.serve import serve_configs
+    from distill_cli.server import connect
 
-    serve_configs(configs, cron)
+    server = connect()  # PREFECT_API_URL, a `distill ui` server, or a temporary one with the UI
+    try:
+        quiet_libraries()
+        from deployments.serve import serve_configs
+
+        if server is not None:
+            server.wait_healthy()
+            typer.echo(f"Prefect UI: {server.url} (deployments under Deployments, their runs under Runs)")
+        serve_configs(configs, cron)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 4200,
+) -> None:
+    """Start a Prefect server with the UI on 127.0.0.1 that every later `distill run` reports to (Ctrl-C stops it).
+
+    Runs find it by themselves (through $PREFECT_HOME/distill-ui.json) unless PREFECT_API_URL names another
+    server. Flow runs whose process dies are marked Crashed here within two minutes.
+    """
+    from distill_cli.server import find_ui_server, remove_discovery, start_server, write_discovery
+
+    running = find_ui_server()
+    if running is not None:
+        raise DistillError(f"a distill UI server is already running at {running}")
+    server = start_server(port)
+    try:
+        server.wait_healthy()
+        os.environ["PREFECT_API_URL"] = server.api_url
+        from deployments.crashes import ensure_crash_automation
+
+        ensure_crash_automation()
+        write_discovery(server)
+        typer.echo(f"Prefect UI: {server.url} (later `distill run`s report here; Ctrl-C stops it)")
+        code = server.process.wait()
+        raise DistillError(f"the Prefect server at {server.url} stopped (exit code {code}; log: {server.log})")
+    except KeyboardInterrupt:
+        typer.echo("distill ui: stopped", err=True)
+    finally:
+        remove_discovery()
+        server.stop()
 
 
 @app.command()
@@ -122,8 +165,15 @@ def run(
         ),
     ] = None,
     summary_json: Annotated[Path | None, typer.Option(help="Write a JSON summary of every stage here.")] = None,
+    keep_ui: Annotated[
+        bool, typer.Option("--keep-ui", help="Leave the run's temporary Prefect UI up afterwards (Ctrl-C stops it).")
+    ] = False,
 ) -> None:
-    """Run the distillation workflow described by CONFIG as a Prefect flow (cached, resumable, monitored)."""
+    """Run the distillation workflow described by CONFIG as a Prefect flow (cached, resumable, monitored).
+
+    The run reports to the server PREFECT_API_URL names, else to a running `distill ui`, else to a temporary
+    server with the UI on 127.0.0.1 that lives as long as the run. The UI's address is printed at the start.
+    """
     from distill.config import load_config
 
     # The config first: a typo fails in a moment, before torch and transformers are imported.
@@ -140,14 +190,32 @@ def run(
             f"--refresh: unknown stage {unknown[0]!r} (this run's stages: {', '.join(names)}; "
             f"kinds: {', '.join(STAGE_KINDS)})"
         )
-    quiet_libraries()
-    from distill.preflight import preflight
+    from distill_cli.server import connect
 
-    # Bad data, models or paths fail here in a second (before Prefect is even imported), not minutes into the flow.
-    preflight(run_config)
-    from flows.progressive import progressive_distillation
+    # The server boots (~10 s) while torch loads and the inputs are checked; a rejected input stops it.
+    server, started = connect(), False
+    try:
+        quiet_libraries()
+        from distill.preflight import preflight
 
-    outcome = progressive_distillation(run_config, refresh=list(refresh or []))
+        # Bad data, models or paths fail here in a second (before Prefect is even imported), not minutes in.
+        preflight(run_config)
+        from deployments.crashes import ensure_crash_automation
+        from flows.progressive import progressive_distillation
+
+        if server is not None:
+            server.wait_healthy()
+            lifetime = "a temporary server, stopped when the run ends" if server.process else "`distill ui`"
+            typer.echo(f"Prefect UI: {server.url} ({lifetime}); this run's page is linked below ('View at')")
+        ensure_crash_automation()
+        started = True
+        outcome = progressive_distillation(run_config, refresh=list(refresh or []))
+    except BaseException as exc:
+        if server is not None:
+            if keep_ui and started and not isinstance(exc, KeyboardInterrupt):
+                _hold_ui(server)  # a failed run is what the UI is for
+            server.stop()
+        raise
     if summary_json is not None:
         from distill.io import atomic_write_json
         from distill.redact import redact
@@ -156,6 +224,21 @@ def run(
     from distill.stages.plan import task_metric_name
 
     _print_outcome(outcome, task_metric_name(run_config))
+    if server is not None:
+        if keep_ui:
+            _hold_ui(server)
+        server.stop()
+
+
+def _hold_ui(server: UiServer) -> None:
+    """Keep a temporary server up until Ctrl-C (or until it stops by itself)."""
+    if server.process is None:
+        return  # not ours: it stays up anyway
+    typer.echo(f"\nPrefect UI still at {server.url} (--keep-ui); Ctrl-C stops it.")
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
 
 
 def _print_outcome(outcome: dict, metric: str) -> None:
@@ -208,10 +291,12 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     # Core messages (e.g. "resuming from checkpoint ...") go to the task run logs in the UI too.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "distill")
+    from deployments.crashes import enable_heartbeats
     from deployments.serve import use_loopback
     from distill.redact import install_log_redaction, redact_text
 
     use_loopback()  # before Prefect is imported: its settings are read once
+    enable_heartbeats()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("distill").setLevel(logging.INFO)
     install_log_redaction(*logging.getLogger().handlers)
