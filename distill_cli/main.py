@@ -19,6 +19,7 @@ import distill_cli.export  # noqa: F401 - registers `export` on the app
 from distill.config.augment import AugmentConfig, AugmentMethod
 from distill.errors import DistillError
 from distill_cli.app import app, print_json, progress_bar, quiet_libraries
+from distill_cli.progress import stage_progress
 from distill_cli.server import UiServer
 
 # `distill augment` takes its defaults and help from the config model, so the CLI and a run config agree.
@@ -209,7 +210,8 @@ def run(
             typer.echo(f"Prefect UI: {server.url} ({lifetime}); this run's page is linked below ('View at')")
         ensure_crash_automation()
         started = True
-        outcome = progressive_distillation(run_config, refresh=list(refresh or []))
+        with stage_progress():  # one live line per running stage on a terminal
+            outcome = progressive_distillation(run_config, refresh=list(refresh or []))
     except BaseException as exc:
         if server is not None:
             if keep_ui and started and not isinstance(exc, KeyboardInterrupt):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ BASELINE = StageSpec(plan_baseline, BaselineInput)
 
 
 def _monitoring(slug: str) -> dict[str, Any]:
-    return {"callbacks": [PrefectTrainingMonitor(slug)], "show_progress": sys.stderr.isatty()}
+    return {"callbacks": [PrefectTrainingMonitor(slug)]}  # the terminal shows bars from the monitor, not tqdm
 
 
 def _run_step(

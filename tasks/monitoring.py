@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import time
 from typing import Any
 
 from prefect import get_run_logger
@@ -18,6 +20,14 @@ from transformers import TrainerCallback
 
 from distill.stages.identity import StageId
 from distill.store.artifacts import StageResult
+from distill.training.progress import (
+    PROGRESS,
+    PROGRESS_LOGGER,
+    STEP_LINE,
+    TrainingPace,
+    format_duration,
+    progress_text,
+)
 
 
 class ProgressArtifact:
@@ -27,25 +37,55 @@ class ProgressArtifact:
         self.id = create_progress_artifact(progress=float(math.floor(percent)), key=key, description=description)
         self._shown = math.floor(percent)
 
-    def update(self, percent: float) -> None:
+    def update(self, percent: float, description: str | None = None) -> None:
         whole = math.floor(percent)
         if whole > self._shown:
             self._shown = whole
-            update_progress_artifact(self.id, progress=float(whole))
+            update_progress_artifact(self.id, progress=float(whole), description=description)
+
+
+# Progress for the terminal: `distill run` draws one bar per running stage from these records (and drops
+# them when its output is not a terminal); the readable lines logged at each Trainer log step go to the UI.
+terminal_progress = logging.getLogger(PROGRESS_LOGGER)
+_TERMINAL_INTERVAL_S = 0.5
+
+
+class _TerminalThrottle:
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def send(self, stage: str, done: int, total: int, text: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= _TERMINAL_INTERVAL_S:
+            self._last = now
+            payload = {"stage": stage, "done": done, "total": total, "text": text}
+            terminal_progress.info("%s: %s", stage, text, extra={PROGRESS: payload})
 
 
 class PrefectTrainingMonitor(TrainerCallback):
-    """Sends each Trainer log step to the task run's logger and keeps a progress artifact current."""
+    """Each Trainer log step as a readable line in the task run's logs; the progress artifact and the
+    terminal's bar kept current (step, epoch, loss, samples/s, ETA)."""
 
     def __init__(self, stage_slug: str) -> None:
         self.stage_slug = stage_slug
         self.logger = get_run_logger()
         self.progress: ProgressArtifact | None = None
+        self.pace: TrainingPace | None = None
+        self.last_logs: dict[str, Any] = {}
+        self.terminal = _TerminalThrottle()
 
     def _percent(self, state: Any) -> float:
         return 100.0 * state.global_step / state.max_steps if state.max_steps else 0.0
 
+    def _text(self, state: Any, detail: bool = True) -> str:
+        assert self.pace is not None
+        return progress_text(
+            state.global_step, state.max_steps, self.pace, self.last_logs, epoch=state.epoch, detail=detail
+        )
+
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        samples_per_step = args.train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
+        self.pace = TrainingPace(samples_per_step, start_step=state.global_step)
         self.progress = ProgressArtifact(
             f"{self.stage_slug}-progress",
             f"{self.stage_slug}: training progress (% of {state.max_steps} steps)",
@@ -57,16 +97,31 @@ class PrefectTrainingMonitor(TrainerCallback):
             self.logger.info("training: %d steps, starting at step 0", state.max_steps)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        shown = {k: round(v, 6) if isinstance(v, float) else v for k, v in (logs or {}).items()}
-        self.logger.info("step %d/%d %s", state.global_step, state.max_steps, json.dumps(shown))
+        if self.pace is None:
+            return
+        logs = {k: v for k, v in (logs or {}).items() if isinstance(v, int | float)}
+        if "train_runtime" in logs:  # the Trainer's closing summary, not a step
+            self.logger.info(
+                "%s: trained %d steps in %s (mean loss %s)",
+                self.stage_slug,
+                state.global_step,
+                format_duration(logs["train_runtime"]),
+                f"{logs['train_loss']:.4f}" if "train_loss" in logs else "-",
+            )
+            return
+        self.last_logs = logs
+        self.logger.info("%s: %s", self.stage_slug, self._text(state), extra={STEP_LINE: True})
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.progress is not None:
-            self.progress.update(self._percent(state))
+        if self.progress is None or self.pace is None:
+            return
+        self.progress.update(self._percent(state), description=f"{self.stage_slug}: {self._text(state)}")
+        self.terminal.send(self.stage_slug, state.global_step, state.max_steps, self._text(state, detail=False))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.progress is not None:
-            self.progress.update(100.0)
+        if self.progress is not None and self.pace is not None:
+            self.progress.update(100.0, description=f"{self.stage_slug}: {self._text(state)}")
+            self.terminal.send(self.stage_slug, state.max_steps, state.max_steps, "done", force=True)
 
 
 def _cell(value: Any) -> Any:
@@ -76,22 +131,38 @@ def _cell(value: Any) -> Any:
 
 
 class PrefectProgress:
-    """A `(done, total)` callback for non-training work: a progress artifact, and a log line every 10%."""
+    """A `(done, total)` callback for non-training work: a progress artifact, a log line every 10%, and the
+    terminal's bar."""
 
     def __init__(self, stage_slug: str, what: str) -> None:
         self.stage_slug, self.what = stage_slug, what
         self.logger = get_run_logger()
         self.progress: ProgressArtifact | None = None
+        self.pace: TrainingPace | None = None
         self._last_logged = -10
+        self.terminal = _TerminalThrottle()
+
+    def _text(self, done: int, total: int) -> str:
+        assert self.pace is not None
+        rate = self.pace.samples_per_second(done)
+        left = self.pace.seconds_left(done, total)
+        return (
+            f"{done}/{total} {self.what} ({math.floor(100 * done / total) if total else 100}%) | "
+            f"{f'{rate:.1f}/s' if rate is not None else '-/s'} | "
+            f"ETA {format_duration(left) if left is not None else '-'}"
+        )
 
     def __call__(self, done: int, total: int) -> None:
         percent = 100.0 * done / total if total else 100.0
         if self.progress is None:
+            self.pace = TrainingPace(samples_per_step=1, start_step=done)
             self.progress = ProgressArtifact(f"{self.stage_slug}-progress", f"{self.stage_slug}: % of {self.what}")
-        self.progress.update(percent)
+        text = self._text(done, total)
+        self.progress.update(percent, description=f"{self.stage_slug}: {text}")
+        self.terminal.send(self.stage_slug, done, total, text, force=done >= total)
         if int(percent) // 10 * 10 > self._last_logged:
             self._last_logged = int(percent) // 10 * 10
-            self.logger.info("%s: %d/%d %s (%.0f%%)", self.stage_slug, done, total, self.what, percent)
+            self.logger.info("%s: %s", self.stage_slug, text, extra={STEP_LINE: True})
 
 
 def stage_slug(stage: StageId) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from prefect import get_run_logger, task
 
 from distill.config import RunConfig
@@ -29,8 +27,7 @@ def finetune_teacher(config: RunConfig) -> StageResult:
         lambda stage: teacher_stage.finetune_teacher(
             inputs,
             stage,
-            callbacks=[PrefectTrainingMonitor(slug)],
-            show_progress=sys.stderr.isatty(),
+            callbacks=[PrefectTrainingMonitor(slug)],  # the terminal shows bars from the monitor, not tqdm
         ),
     )
     publish_stage_summary(slug, "Teacher fine-tuning", result)
