@@ -18,7 +18,7 @@ import distill_cli.evaluate  # noqa: F401 - registers `score` and `evaluate` on 
 import distill_cli.export  # noqa: F401 - registers `export` on the app
 from distill.config.augment import AugmentConfig, AugmentMethod
 from distill.errors import DistillError
-from distill_cli.app import app, print_json, progress_bar, quiet_libraries
+from distill_cli.app import ClickException, app, print_json, progress_bar, quiet_libraries, report_click_error
 
 # `distill augment` takes its defaults and help from the config model, so the CLI and a run config agree.
 _AUGMENT = AugmentConfig.model_fields
@@ -215,8 +215,15 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("distill").setLevel(logging.INFO)
     install_log_redaction(*logging.getLogger().handlers)
+    args = sys.argv[1:]
     try:
-        app()
+        # Not standalone: click's errors reach us, to be printed as one line rather than click's usage box.
+        code = app(args=args, prog_name="distill", standalone_mode=False)
+    except ClickException as exc:
+        sys.exit(report_click_error(exc, args))
+    except typer.Abort:
+        typer.echo("distill: aborted", err=True)
+        sys.exit(1)
     except DistillError as exc:
         # Messages quote the bad value, which may be a URL with credentials in it.
         typer.echo(f"distill: error: {redact_text(' '.join(str(exc).splitlines()))}", err=True)
@@ -232,6 +239,8 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("distill: interrupted", err=True)
         sys.exit(130)
+    # --help and typer.Exit return their exit code; a command returns None.
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
