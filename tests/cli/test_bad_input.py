@@ -255,6 +255,12 @@ def score_malformed_predictions(inputs: Inputs) -> list[str]:
     return ["score", str(inputs.root / "eval.json"), str(inputs.file("p.json", '{"q": '))]
 
 
+def validate_repeated_labels(inputs: Inputs) -> list[str]:
+    inputs.classification()
+    inputs.config["data"]["labels"] = ["0", "0"]
+    return ["validate", str(inputs.config_path)]
+
+
 def validate_unknown_key(inputs: Inputs) -> list[str]:
     inputs.config["data"]["doc_strid"] = 3
     return ["validate", str(inputs.config_path)]
@@ -277,6 +283,11 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         "label-outside-label-set",
         lambda i: i.classification(train_rows="a fine film .\tmaybe\n"),
         ["train.tsv", "label 'maybe' is not in the label set"],
+    ),
+    (
+        "labels-repeat",  # not "row N: label '1' is not in the label set", found later in the data
+        together(lambda i: i.classification(), set_path("data.labels", ["0", "1", "0"])),
+        ["{config}", "data.labels: labels repeat: ['0']"],
     ),
     ("missing-data-file", set_path("data.eval", "{root}/missing.json"), ["missing.json", "file not found"]),
     (
@@ -440,6 +451,7 @@ CASES: list[tuple[str, Setup, list[str]]] = [
     ("evaluate-bad-data", evaluate_bad_data, ["{train}", "answer_start"]),
     ("score-malformed-predictions", score_malformed_predictions, ["p.json", "malformed JSON"]),
     ("validate-unknown-key", validate_unknown_key, ["{config}", "data.doc_strid: unknown key"]),
+    ("validate-labels-repeat", validate_repeated_labels, ["{config}", "data.labels: labels repeat: ['0']"]),
 ]
 
 
