@@ -18,7 +18,7 @@ import distill_cli.evaluate  # noqa: F401 - registers `score` and `evaluate` on 
 import distill_cli.export  # noqa: F401 - registers `export` on the app
 from distill.config.augment import AugmentConfig, AugmentMethod
 from distill.errors import DistillError
-from distill_cli.app import ClickException, app, print_json, progress_bar, quiet_libraries, report_click_error
+from distill_cli.app import app, print_json, progress_bar, quiet_libraries
 
 # `distill augment` takes its defaults and help from the config model, so the CLI and a run config agree.
 _AUGMENT = AugmentConfig.model_fields
@@ -210,6 +210,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "distill")
     from deployments.serve import use_loopback
     from distill.redact import install_log_redaction, redact_text
+    from distill_cli.app import ClickException, report_click_error
 
     use_loopback()  # before Prefect is imported: its settings are read once
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
