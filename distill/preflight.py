@@ -25,7 +25,8 @@ from distill.training.layer_map import resolve_layer_map
 
 def preflight(config: RunConfig) -> None:
     """Artifact root writable, data readable and valid, every model of the chain loadable and compatible."""
-    check_writable(resolve_root(config.artifact_root))
+    # Nothing is left behind if the run is rejected: the flow creates the artifact root when it starts.
+    check_writable(resolve_root(config.artifact_root), keep_created=False)
     # Distillation trains students on the training data even when the teacher needs no fine-tuning. Loading also
     # makes the validation split (or reads its source), so a split that leaves nothing on one side fails here.
     data = load_task_data(config.data, need_train=not config.teacher.finetuned or bool(config.stages))

@@ -296,14 +296,22 @@ def main() -> None:
     from deployments.crashes import enable_heartbeats
     from deployments.serve import use_loopback
     from distill.redact import install_log_redaction, redact_text
+    from distill_cli.app import ClickException, report_click_error
 
     use_loopback()  # before Prefect is imported: its settings are read once
     enable_heartbeats()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("distill").setLevel(logging.INFO)
     install_log_redaction(*logging.getLogger().handlers)
+    args = sys.argv[1:]
     try:
-        app()
+        # Not standalone: click's errors reach us, to be printed as one line rather than click's usage box.
+        code = app(args=args, prog_name="distill", standalone_mode=False)
+    except ClickException as exc:
+        sys.exit(report_click_error(exc, args))
+    except typer.Abort:
+        typer.echo("distill: aborted", err=True)
+        sys.exit(1)
     except DistillError as exc:
         # Messages quote the bad value, which may be a URL with credentials in it.
         typer.echo(f"distill: error: {redact_text(' '.join(str(exc).splitlines()))}", err=True)
@@ -319,6 +327,8 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("distill: interrupted", err=True)
         sys.exit(130)
+    # --help and typer.Exit return their exit code; a command returns None.
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

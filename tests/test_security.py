@@ -190,7 +190,7 @@ def test_cli_defaults_every_server_host_to_loopback(
         monkeypatch.delenv(name, raising=False)
     seen: dict[str, str] = {}
 
-    def command() -> None:  # stands in for any command: what Prefect reads once a command imports it
+    def command(**_: object) -> None:  # stands in for any command: what Prefect reads once a command imports it
         settings = Settings()
         seen.update(api=settings.server.api.host, runner=settings.runner.server.host)
         raise SystemExit(0)

@@ -30,3 +30,8 @@ TASK_METRICS = {"qa": "f1", "classification": "accuracy"}
 
 def task_metric(task: str) -> str:
     return TASK_METRICS[task]
+
+
+def repeated(values: list[str]) -> list[str]:
+    """The values that occur more than once in `values`, each named once, sorted: what a 'repeat' error lists."""
+    return sorted({value for value in values if values.count(value) > 1})

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from distill.config.base import StrictModel
+from distill.config.base import StrictModel, repeated
 
 # --------------------------------------------------------------------------- data
 
@@ -170,6 +170,14 @@ class ClassificationDataConfig(StrictModel):
     validation_fraction: ValidationFraction = None
     validation_seed: ValidationSeed = 0
     max_validation_samples: MaxValidationSamples = None
+
+    @field_validator("labels")
+    @classmethod
+    def _no_repeats(cls, labels: list[str] | None) -> list[str] | None:
+        # Each label is one class id: a repeat would otherwise surface later as a data row "not in the label set".
+        if labels is not None and repeated(labels):
+            raise ValueError(f"labels repeat: {repeated(labels)}; list each label once, in id order")
+        return labels
 
     @model_validator(mode="after")
     def _validation_fields(self) -> ClassificationDataConfig:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from distill.config.base import StrictModel
+from distill.config.base import StrictModel, repeated
 
 # `onnx`: the fp32 graph, for any ONNX runtime. `onnx-int8`: the same graph with weights (linear layers and
 # embeddings) stored as int8 and activations quantized on the fly (onnxruntime dynamic quantization).
@@ -48,7 +48,6 @@ class ExportConfig(StrictModel):
     @field_validator("formats")
     @classmethod
     def _no_repeats(cls, formats: list[str]) -> list[str]:
-        repeated = sorted({name for name in formats if formats.count(name) > 1})
-        if repeated:
-            raise ValueError(f"formats repeat: {repeated}")
+        if repeated(formats):
+            raise ValueError(f"formats repeat: {repeated(formats)}")
         return formats

@@ -13,6 +13,7 @@ hundred bytes, never a model or tensor.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
@@ -62,14 +63,33 @@ def resolve_root(artifact_root: str) -> Path:
     )
 
 
-def check_writable(root: Path) -> None:
+def check_writable(root: Path, *, keep_created: bool = True) -> None:
+    """Raise ConfigError unless files can be written in `root`, creating it (and missing parents) to find out.
+
+    With `keep_created=False` (a check before the run is accepted) the folders it made are removed again; they
+    are also removed when the check fails. Only folders that did not exist before, and only while empty."""
+    created = list(itertools.takewhile(lambda folder: not folder.exists(), (root, *root.parents)))  # deepest first
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-test-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        _remove_empty(created)
         raise ConfigError(f"artifact_root: {root} is not writable ({exc.strerror or exc})") from None
+    if not keep_created:
+        _remove_empty(created)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """rmdir each folder, deepest first (one never made is skipped); stop at the first that is not empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
 
 
 def content_hash(files: dict[str, Any]) -> str:

@@ -255,6 +255,12 @@ def score_malformed_predictions(inputs: Inputs) -> list[str]:
     return ["score", str(inputs.root / "eval.json"), str(inputs.file("p.json", '{"q": '))]
 
 
+def validate_repeated_labels(inputs: Inputs) -> list[str]:
+    inputs.classification()
+    inputs.config["data"]["labels"] = ["0", "0"]
+    return ["validate", str(inputs.config_path)]
+
+
 def validate_unknown_key(inputs: Inputs) -> list[str]:
     inputs.config["data"]["doc_strid"] = 3
     return ["validate", str(inputs.config_path)]
@@ -277,6 +283,11 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         "label-outside-label-set",
         lambda i: i.classification(train_rows="a fine film .\tmaybe\n"),
         ["train.tsv", "label 'maybe' is not in the label set"],
+    ),
+    (
+        "labels-repeat",  # not "row N: label '1' is not in the label set", found later in the data
+        together(lambda i: i.classification(), set_path("data.labels", ["0", "1", "0"])),
+        ["{config}", "data.labels: labels repeat: ['0']"],
     ),
     ("missing-data-file", set_path("data.eval", "{root}/missing.json"), ["missing.json", "file not found"]),
     (
@@ -440,6 +451,7 @@ CASES: list[tuple[str, Setup, list[str]]] = [
     ("evaluate-bad-data", evaluate_bad_data, ["{train}", "answer_start"]),
     ("score-malformed-predictions", score_malformed_predictions, ["p.json", "malformed JSON"]),
     ("validate-unknown-key", validate_unknown_key, ["{config}", "data.doc_strid: unknown key"]),
+    ("validate-labels-repeat", validate_repeated_labels, ["{config}", "data.labels: labels repeat: ['0']"]),
 ]
 
 
@@ -488,6 +500,7 @@ def assert_nothing_written(inputs: Inputs) -> None:
     artifacts = inputs.artifacts
     written = sorted(p.name for p in artifacts.iterdir()) if artifacts.is_dir() else []
     assert written == [], f"artifact root holds {written}"
+    assert not artifacts.exists(), "a rejected run left an empty artifact root behind"
     assert not (inputs.root / "predictions.json").exists()
 
 
@@ -513,6 +526,40 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
     names = inputs.names()
     assert_one_line_error(code, stderr, [fragment.format(**names) for fragment in fragments])
     assert_nothing_written(inputs)
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragments"),
+    [
+        (set_path("data.train", "{root}/missing.json"), ["missing.json", "file not found"]),
+        (set_path("teacher.model", "{root}/no-such-model"), ["no-such-model", "no such model folder"]),
+    ],
+    ids=["missing-train-file", "missing-model"],
+)
+def test_rejected_run_leaves_no_new_artifact_folders(
+    inputs: Inputs,
+    setup: Setup,
+    fragments: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The config's own artifact_root, two folders deep, neither there yet: preflight must not leave them behind.
+    new = inputs.root / "new"
+    inputs.config["artifact_root"] = str(new / "artifacts")
+    prepare(inputs, setup)
+    code, out, stderr = run_in_process(["run", str(inputs.config_path)], monkeypatch, capsys)  # no --artifacts
+    assert_one_line_error(code, stderr, [fragment.format(**inputs.names()) for fragment in fragments])
+    assert out == "" and not new.exists()
+
+
+def test_preflight_leaves_an_existing_artifact_root_as_it_was(inputs: Inputs) -> None:
+    # Passing or not, preflight creates nothing: the flow makes the root; one that exists is kept.
+    prepare(inputs, lambda i: None)
+    preflight(load_config(inputs.config_path))
+    assert not inputs.artifacts.exists()
+    inputs.artifacts.mkdir()
+    preflight(load_config(inputs.config_path))
+    assert inputs.artifacts.is_dir() and list(inputs.artifacts.iterdir()) == []
 
 
 def test_real_process_exit_code_and_stderr(inputs: Inputs) -> None:

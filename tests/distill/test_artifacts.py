@@ -80,3 +80,13 @@ def test_roots(tmp_path: Path) -> None:
         blocked.chmod(0o700)
     with pytest.raises(ConfigError, match="is not writable"):
         check_writable(Path("/proc/distill-artifacts"))
+
+
+def test_check_writable_can_leave_no_trace(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b" / "artifacts"
+    check_writable(root, keep_created=False)
+    assert list(tmp_path.iterdir()) == []  # the folders it made to find out are gone again
+    check_writable(root)
+    assert root.is_dir() and list(root.iterdir()) == []  # the flow's call keeps them
+    check_writable(root, keep_created=False)
+    assert root.is_dir()  # a folder that was there before is never removed
