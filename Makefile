@@ -16,7 +16,7 @@ endif
 export DISTILL_DATA_DIR
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean ui screenshots
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,16 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A Prefect server with the UI on http://127.0.0.1:4200 that every later `distill run` reports to.
+ui: setup
+	$(BIN)/distill ui
+
+# The README's screenshots of the Prefect UI, taken by the live-run test in headless Chromium
+# (apt-get install chromium chromium-driver; CI=true: a missing browser fails, not skips): a run
+# watched live, then killed and shown Crashed.
+screenshots: setup
+	CI=true DISTILL_SCREENSHOT_DIR=$(abspath docs/images) $(BIN)/python -m pytest tests/ui/test_live_run.py -q
 
 lint: setup
 	$(BIN)/ruff check distill distill_cli tasks flows deployments tests benchmarks

@@ -16,7 +16,6 @@ from typing import Any
 from distill.config import DistillStageConfig, RunConfig
 from distill.data.task_data import QAData, load_task_data
 from distill.errors import ConfigError, ModelError
-from distill.evaluation.evaluate import qa_version_2
 from distill.models.loading import check_weights, load_model_config, load_tokenizer
 from distill.models.student import check_fresh_family, check_kept_layers, check_same_vocabulary, plan_student
 from distill.store.artifacts import check_writable, resolve_root
@@ -42,6 +41,8 @@ def check_sweep_metrics(config: RunConfig, data: Any) -> None:
     """Each sweep's metric is one its validation data will report (the config knows the names, not the data)."""
     if not isinstance(data, QAData) or data.validation is None:
         return
+    from distill.evaluation.evaluate import qa_version_2  # here: it loads the evaluation's model code
+
     for index, stage in enumerate(config.stages):
         metric = stage.sweep.metric_name("qa") if stage.sweep is not None else None
         where = f"stages[{index}].sweep.metric"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -113,6 +114,10 @@ def serve(
             server.stop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 4200,
@@ -128,6 +133,7 @@ def ui(
     if running is not None:
         raise DistillError(f"a distill UI server is already running at {running}")
     server = start_server(port)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: server stopped, file removed
     try:
         server.wait_healthy()
         os.environ["PREFECT_API_URL"] = server.api_url

@@ -5,7 +5,6 @@ from __future__ import annotations
 from prefect import task
 
 from distill.config import RunConfig
-from distill.stages import augment as augment_stage
 from distill.stages import identity
 from distill.stages.inputs import AugmentInput
 from distill.stages.plan import plan_augment
@@ -19,6 +18,8 @@ AUGMENT = StageSpec(plan_augment, AugmentInput)
 @task(name=AUGMENT.name, **STAGE_TASK_OPTIONS)
 def augment_training_data(config: RunConfig) -> StageResult:
     """Multiply the training split TinyBERT-style (answers kept exact); cached by data + settings."""
+    from distill.stages import augment as augment_stage  # here: a cached run never loads nlpaug
+
     inputs = AUGMENT.inputs({"config": config})
     slug = stage_slug(identity.AUGMENT)
     result = run_stage(

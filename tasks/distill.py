@@ -8,13 +8,15 @@ from typing import Any
 from prefect import task
 
 from distill.config import RunConfig
-from distill.stages import intermediate, prediction
 from distill.stages.identity import StageId, Step
 from distill.stages.inputs import BaselineInput, IntermediateInput, PredictionInput, StudentStepInput
 from distill.stages.plan import plan_baseline, plan_intermediate, plan_prediction, selection_metric, stage_config
 from distill.store.artifacts import StageDirectory, StageResult
 from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary, stage_slug
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
+
+# The stage bodies (distill.stages.intermediate, .prediction) are imported inside the tasks, which Prefect
+# calls only to compute: a fully cached run never loads torch's model classes or the Trainer.
 
 # A step's input holds only the config that step reads, so e.g. a new temperature leaves the baseline cached.
 INTERMEDIATE = StageSpec(plan_intermediate, IntermediateInput)
@@ -47,6 +49,8 @@ def _check_teacher(config: RunConfig, label: str, teacher: StageResult, evaluati
     key, metric = selection_metric(config)
     value = evaluation.metrics.get(key) if evaluation is not None else None
     threshold = stage_config(config, label).min_teacher_metric
+    from distill.stages import prediction
+
     prediction.check_teacher_quality(metric, value, threshold, teacher.model_path or teacher.uri)
 
 
@@ -64,6 +68,8 @@ def distill_intermediate_layers(
     `teacher_evaluation` (the teacher's evaluate result) is checked against `min_teacher_metric`;
     it is not part of the cache key.
     """
+    from distill.stages import intermediate  # here: a cached run never loads the training code
+
     _check_teacher(config, label, teacher, teacher_evaluation)
     inputs = INTERMEDIATE.inputs(dict(config=config, teacher=teacher, label=label, augmented=augmented))
     return _run_step(
@@ -89,6 +95,8 @@ def distill_prediction_layer(
     `student_init` is the intermediate-layer step's result when the stage runs both steps; it
     is part of the cache key, so a new step one means a new step two.
     """
+    from distill.stages import prediction  # here: a cached run never loads the training code
+
     _check_teacher(config, label, teacher, teacher_evaluation)
     inputs = PREDICTION.inputs(
         dict(config=config, teacher=teacher, label=label, student_init=student_init, augmented=augmented)
@@ -105,6 +113,8 @@ def distill_prediction_layer(
 @task(name=BASELINE.name, **STAGE_TASK_OPTIONS)
 def train_baseline(config: RunConfig, teacher: StageResult, label: str) -> StageResult:
     """The stage's student trained without distillation (same init, data and schedule), for the lift."""
+    from distill.stages import prediction  # here: a cached run never loads the training code
+
     inputs = BASELINE.inputs(dict(config=config, teacher=teacher, label=label))
     return _run_step(
         inputs,

@@ -6,7 +6,6 @@ from prefect import task
 
 from distill.config import RunConfig
 from distill.errors import DistillError
-from distill.stages import evaluate as evaluate_stage
 from distill.stages.identity import evaluation
 from distill.stages.inputs import EvaluateInput, ValidateInput
 from distill.stages.plan import plan_evaluate, plan_validate
@@ -27,6 +26,8 @@ def _has_model(model: StageResult) -> None:
 @task(name=EVALUATE.name, **STAGE_TASK_OPTIONS)
 def evaluate_model(config: RunConfig, model: StageResult, label: str) -> StageResult:
     """Score `model` on the eval data and measure its cost; `label` names it in reports (e.g. 'teacher')."""
+    from distill.stages import evaluate as evaluate_stage  # here: a cached run never loads the model code
+
     _has_model(model)
     inputs = EVALUATE.inputs(dict(config=config, model=model, label=label))
     result = run_stage(
@@ -41,6 +42,8 @@ def evaluate_model(config: RunConfig, model: StageResult, label: str) -> StageRe
 @task(name=VALIDATE.name, **STAGE_TASK_OPTIONS)
 def validate_model(config: RunConfig, model: StageResult, label: str) -> StageResult:
     """Score `model` on the validation data only (a sweep trial): `validation_*` metrics, never the test set."""
+    from distill.stages import evaluate as evaluate_stage
+
     _has_model(model)
     inputs = VALIDATE.inputs(dict(config=config, model=model, label=label))
     return run_stage(inputs, config.artifact_root, lambda stage: evaluate_stage.validate_model(inputs, stage.path))

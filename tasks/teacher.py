@@ -6,7 +6,6 @@ from prefect import get_run_logger, task
 
 from distill.config import RunConfig
 from distill.stages import identity
-from distill.stages import teacher as teacher_stage
 from distill.stages.inputs import TeacherInput
 from distill.stages.plan import model_fingerprint, plan_teacher
 from distill.store.artifacts import StageResult
@@ -19,6 +18,8 @@ FINETUNE_TEACHER = StageSpec(plan_teacher, TeacherInput)
 @task(name=FINETUNE_TEACHER.name, **STAGE_TASK_OPTIONS)
 def finetune_teacher(config: RunConfig) -> StageResult:
     """Fine-tune the teacher on the task; resumes from the stage's newest checkpoint after a crash."""
+    from distill.stages import teacher as teacher_stage  # here: a cached run never loads the training code
+
     inputs = FINETUNE_TEACHER.inputs({"config": config})
     slug = stage_slug(identity.TEACHER)
     result = run_stage(

@@ -38,11 +38,12 @@ import pytest
 
 from tests.flows.conftest import REPO_ROOT, write_tiny_variant
 from tests.tiny_chain_run import free_port
-from tests.ui.pages import heading, open_tab, shown_task_runs, wait_for
+from tests.ui.pages import WINDOW, heading, open_tab, shown_task_runs, wait_for
 
 pytestmark = pytest.mark.timeout(1500)
 
 CRASH_AFTER_S = 45  # > the 30 s heartbeat; the default, 90 s, would make the test wait twice as long
+SCREEN = (1280, 1150)  # the README's screenshots: the run's graph and its first log lines
 STARTUP_S = 240  # a fresh database is migrated first; beside other work a start has taken minutes
 STEP_LINE = re.compile(r"finetune-teacher: step \d+/\d+ \(\d+%\) \| epoch [\d.]+ \| loss [\d.]+ .*samples/s \| ETA \w+")
 
@@ -143,13 +144,14 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
     browser: Any, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     artifacts = tmp_path / "artifacts"
-    # The teacher alone, trained long enough to be watched (352 steps), a checkpoint every 20 steps.
-    config = write_tiny_variant(tmp_path / "live.yaml", artifacts, stages=0, epochs=16, save_steps=20)
+    # The teacher alone, trained long enough to be watched (264 steps, about a minute), a checkpoint every 20 steps.
+    config = write_tiny_variant(tmp_path / "live.yaml", artifacts, stages=0, epochs=12, save_steps=20)
     distill = [sys.executable, "-m", "distill_cli.main"]
 
     # 1. The first run starts a server with the UI and says where to watch it.
     run = TerminalRun([*distill, "run", str(config)], user_env)
     ui_server = None
+    browser.set_window_size(*SCREEN)
     try:
         page = run.wait_for(r"View at (http://127\.0\.0\.1:(\d+)/runs/flow-run/([0-9a-f-]{36}))", STARTUP_S)
         url, port, flow_run_id = page.group(1), int(page.group(2)), page.group(3)
@@ -211,6 +213,7 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
         crashed_page = f"http://127.0.0.1:{ui_port}/runs/flow-run/{flow_run_id}"
         browser.get(crashed_page)
         wait_for(browser, lambda d: heading(d)[1] == "Crashed", f"Crashed on {crashed_page}", tmp_path)
+        wait_for(browser, lambda d: STEP_LINE.search(_page_text(d)), "the dead run's progress lines", tmp_path)
         _keep(browser, "crashed-run.png", tmp_path)
 
         # 4. Running it again reports to the `distill ui` server by itself and resumes the teacher.
@@ -230,6 +233,7 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
         runs = httpx.post(f"{ui_api}/flow_runs/filter", json={"limit": 10}, timeout=10).json()
         assert sorted(r["state_type"] for r in runs) == ["COMPLETED", "CRASHED"]
     finally:
+        browser.set_window_size(*WINDOW)
         if run.process.poll() is None:
             run.process.kill()
         if ui_server is not None:
