@@ -62,14 +62,15 @@ def resolve_root(artifact_root: str) -> Path:
     )
 
 
-def check_writable(root: Path) -> None:
+def check_writable(root: Path, setting: str = "artifact_root") -> None:
+    """`root` exists or can be made, and takes a file; otherwise a ConfigError naming `setting`."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-test-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"artifact_root: {root} is not writable ({exc.strerror or exc})") from None
+        raise ConfigError(f"{setting}: {root} is not writable ({exc.strerror or exc})") from None
 
 
 def content_hash(files: dict[str, Any]) -> str:
