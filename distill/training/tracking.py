@@ -1,12 +1,13 @@
 """Experiment tracking: a training stage's logged metrics in TensorBoard and/or MLflow, as `tracking:` asks.
 
 These are transformers' own integrations (what `report_to=["tensorboard", "mlflow"]` would add), subclassed so
-that every setting is an argument. As the Trainer builds them, they read process-wide state: TensorBoardCallback
-its folder from TENSORBOARD_LOGGING_DIR (transformers 5 dropped `logging_dir`), MLflowCallback the MLFLOW_*
-variables at setup, then it logs through mlflow's fluent API, whose tracking URI and active experiment are
-globals of the process. The flow trains stages concurrently in threads of one process, so two stages would
-write to each other's folder or run. Here each tracker holds its own folder or its own `MlflowClient` and run
-id, and the Trainer's `report_to` stays "none".
+that every setting is an argument. As the Trainer builds them they read process-wide state: TensorBoardCallback
+its folder from TENSORBOARD_LOGGING_DIR (transformers 5 dropped `logging_dir`); MLflowCallback, at setup, the
+MLFLOW_* variables (its tags from MLFLOW_TAGS), then it logs through mlflow's fluent API, whose tracking URI and
+experiment are globals of the process. The flow trains stages concurrently in threads of one process, and a
+stage's folder and tags are its own: set in os.environ by one stage's thread, they would be read by another's.
+Here each tracker holds its own folder, or its own `MlflowClient`, run id and tags, and the Trainer's
+`report_to` stays "none".
 
 Tracking observes and changes nothing a stage computes: no stage input holds it, no cache key depends on it, and
 nothing is written into a stage directory (whose files are its content hash).

@@ -1,5 +1,6 @@
-"""`tracking:`: TensorBoard event files from a real training stage, one folder per stage even when stages train at
-once in threads, cache keys that ignore tracking, and one-line errors for a bad section or a missing package."""
+"""`tracking:`: TensorBoard event files and MLflow runs (on the session's `mlflow server`) from a real training
+stage, one folder or run per stage even when stages train at once in threads, resumed and interrupted trainings,
+cache keys that ignore tracking, and one-line errors for a bad section or a missing package."""
 
 from __future__ import annotations
 
@@ -19,24 +20,12 @@ from distill.preflight import check_tracking
 from distill.stages import teacher as teacher_stage
 from distill.stages.plan import plan_teacher
 from distill.store.artifacts import LOSS_CURVE, StageDirectory
-from distill.training.tracking import TrackedStage, stage_trackers
+from distill.training.tracking import STAGE_TAG, MLflowRun, StageTrackers, TrackedStage, stage_trackers
 from tasks.stage import stage_key
+from tests.flows.conftest import tiny_teacher
 from tests.stage_inputs import every_input
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
-STEPS = {"max_steps": 4, "logging_steps": 2, "save_steps": 100, "warmup_ratio": 0.0}
-
-
-def teacher_only(artifact_root: Path, **training: Any) -> RunConfig:
-    """tiny.yaml's teacher alone, four steps (seconds)."""
-    config = load_config(TINY)
-    teacher = config.teacher.model_copy(
-        update={"training": config.teacher.training.model_validate({**STEPS, **training})}
-    )
-    return config.model_copy(
-        update={"artifact_root": str(artifact_root), "stages": [], "augmentation": None, "export": None,
-                "teacher": teacher}
-    )  # fmt: skip
 
 
 def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -48,22 +37,36 @@ def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
-def train_teacher(
-    config: RunConfig, stage_name: str, tracking: TrackingConfig, extra: Sequence[TrainerCallback] = ()
-) -> tuple[Path, dict[str, Any]]:
-    """The teacher stage body with the trackers `tracking` asks for; (TensorBoard folder, the stage's metrics)."""
+def train_tracked(
+    config: RunConfig,
+    stage_name: str,
+    tracking: TrackingConfig,
+    extra: Sequence[TrainerCallback] = (),
+    started: list[StageTrackers] | None = None,
+) -> tuple[StageTrackers, dict[str, Any]]:
+    """The teacher stage body with the trackers `tracking` asks for (and `extra` callbacks after them): its
+    trackers (also put in `started` as soon as they exist, for a training that raises) and metrics."""
     inputs = plan_teacher(config)
     directory = StageDirectory(Path(config.artifact_root), inputs.kind, stage_key(inputs))
     directory.prepare()
     with stage_trackers(tracking, TrackedStage(config.name, stage_name, directory.key)) as trackers:
-        callbacks = [*trackers.callbacks, *extra]
-        metrics = teacher_stage.finetune_teacher(inputs, directory, callbacks=callbacks)
+        if started is not None:
+            started.append(trackers)
+        metrics = teacher_stage.finetune_teacher(inputs, directory, callbacks=[*trackers.callbacks, *extra])
+    return trackers, metrics
+
+
+def train_teacher(
+    config: RunConfig, stage_name: str, tracking: TrackingConfig, extra: Sequence[TrainerCallback] = ()
+) -> tuple[Path, dict[str, Any]]:
+    """`train_tracked` with TensorBoard: (the stage's event folder, the stage's metrics)."""
+    trackers, metrics = train_tracked(config, stage_name, tracking, extra)
     assert trackers.tensorboard_dir is not None
     return trackers.tensorboard_dir, metrics
 
 
 def test_a_training_stage_writes_its_loss_to_its_own_tensorboard_folder(tmp_path: Path) -> None:
-    config = teacher_only(tmp_path / "artifacts")
+    config = tiny_teacher(tmp_path / "artifacts")
     tracking = TrackingConfig(tensorboard=str(tmp_path / "tb"))
     folder, metrics = train_teacher(config, "finetune-teacher", tracking)
     assert folder.parent == tmp_path / "tb" / "tiny" / "finetune-teacher"
@@ -89,7 +92,7 @@ class Interrupt(TrainerCallback):
 
 
 def test_a_resumed_stage_continues_its_curve_with_one_value_per_step(tmp_path: Path) -> None:
-    config = teacher_only(tmp_path / "artifacts", logging_steps=1, save_steps=2)
+    config = tiny_teacher(tmp_path / "artifacts", logging_steps=1, save_steps=2)
     tracking = TrackingConfig(tensorboard=str(tmp_path / "tb"))
     with pytest.raises(KeyboardInterrupt):  # killed after logging step 3; its newest checkpoint is step 2
         train_teacher(config, "finetune-teacher", tracking, extra=[Interrupt(3)])
@@ -109,7 +112,7 @@ def test_stages_training_at_once_in_threads_keep_their_own_curves(tmp_path: Path
 
     def train(name: str) -> None:
         try:
-            config = teacher_only(tmp_path / name, learning_rate=rates[name], max_steps=6)
+            config = tiny_teacher(tmp_path / name, learning_rate=rates[name], max_steps=6)
             folders[name], _ = train_teacher(config, name, tracking)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
             errors.append(exc)
@@ -126,6 +129,60 @@ def test_stages_training_at_once_in_threads_keep_their_own_curves(tmp_path: Path
         assert [step for step, _ in curves["train/loss"]] == [2, 4, 6]  # one curve, not two interleaved
         # Linear decay over 6 steps: step 2, the first logged, trained at 5/6 of the stage's own peak rate.
         assert max(value for _, value in curves["train/learning_rate"]) == pytest.approx(rate * 5 / 6, rel=1e-4)
+
+
+def test_stages_training_at_once_in_threads_log_to_their_own_mlflow_runs(mlflow_server: str, tmp_path: Path) -> None:
+    """The reason the MLflow tracker has its own client and run id: mlflow's fluent API has one active
+    experiment and tracking URI per process."""
+    from mlflow import MlflowClient
+
+    tracking = TrackingConfig(mlflow=mlflow_server, experiment="threads")
+    rates = {"fast": 2e-3, "slow": 1e-6}
+    runs: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def train(name: str) -> None:
+        try:
+            config = tiny_teacher(tmp_path / name, learning_rate=rates[name], max_steps=6)
+            runs[name] = train_tracked(config, name, tracking)[0].mlflow_run
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=train, args=(name,)) for name in rates]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    client = MlflowClient(mlflow_server)
+    for name, rate in rates.items():
+        run = client.get_run(runs[name].run_id)
+        assert run.info.run_name == name and run.data.tags[STAGE_TAG] == name and run.info.status == "FINISHED"
+        assert float(run.data.params["learning_rate"]) == rate
+        assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [2, 4, 6]
+        rates_logged = client.get_metric_history(run.info.run_id, "learning_rate")
+        assert max(metric.value for metric in rates_logged) == pytest.approx(rate * 5 / 6, rel=1e-4)
+
+
+def test_an_interrupted_training_marks_its_mlflow_run_failed(mlflow_server: str, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    config = tiny_teacher(tmp_path / "artifacts", logging_steps=1)
+    tracking = TrackingConfig(mlflow=mlflow_server, experiment="interrupted")
+    started: list[StageTrackers] = []
+    with pytest.raises(KeyboardInterrupt):
+        train_tracked(config, "finetune-teacher", tracking, extra=[Interrupt(3)], started=started)
+    run = started[0].mlflow_run
+    assert run is not None
+    client = MlflowClient(mlflow_server)
+    assert client.get_run(run.run_id).info.status == "FAILED"
+    assert sorted(metric.step for metric in client.get_metric_history(run.run_id, "loss")) == [1, 2, 3]
+
+
+def test_mlflow_links_point_at_the_run_page_without_credentials() -> None:
+    run = MLflowRun("https://user:secret@mlflow.example:8443/", "7", "abc")
+    assert run.ui_url == "https://mlflow.example:8443/#/experiments/7/runs/abc"
+    assert MLflowRun("sqlite:///mlflow.db", "7", "abc").ui_url is None  # a local store has no UI address
 
 
 def test_tracking_changes_no_stage_key() -> None:
