@@ -4,10 +4,11 @@ These are transformers' own integrations (what `report_to=["tensorboard", "mlflo
 that every setting is an argument. As the Trainer builds them they read process-wide state: TensorBoardCallback
 its folder from TENSORBOARD_LOGGING_DIR (transformers 5 dropped `logging_dir`); MLflowCallback, at setup, the
 MLFLOW_* variables (its tags from MLFLOW_TAGS), then it logs through mlflow's fluent API, whose tracking URI and
-experiment are globals of the process. The flow trains stages concurrently in threads of one process, and a
-stage's folder and tags are its own: set in os.environ by one stage's thread, they would be read by another's.
-Here each tracker holds its own folder, or its own `MlflowClient`, run id and tags, and the Trainer's
-`report_to` stays "none".
+experiment are globals of the process. The flow runs independent stages in threads of one process, and a
+stage's folder and tags are its own. Their trainings take turns on a process lock (tasks/compute.py), so
+setting os.environ inside that turn would work today, but only while every training holds the lock, and it would
+leave the values behind for the rest of the process. Here each tracker holds its own folder, or its own
+`MlflowClient`, run id and tags, nothing process-wide is read or set, and the Trainer's `report_to` stays "none".
 
 Tracking observes and changes nothing a stage computes: no stage input holds it, no cache key depends on it, and
 nothing is written into a stage directory (whose files are its content hash).

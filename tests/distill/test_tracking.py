@@ -1,5 +1,5 @@
 """`tracking:`: TensorBoard event files and MLflow runs (on the session's `mlflow server`) from a real training
-stage, one folder or run per stage even when stages train at once in threads, resumed and interrupted trainings,
+stage, one folder or run per stage when stages run side by side in threads, resumed and interrupted trainings,
 cache keys that ignore tracking, and one-line errors for a bad section or a missing package."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from distill.stages import teacher as teacher_stage
 from distill.stages.plan import plan_teacher
 from distill.store.artifacts import LOSS_CURVE, StageDirectory
 from distill.training.tracking import STAGE_TAG, MLflowRun, StageTrackers, TrackedStage, stage_trackers
+from tasks.compute import process_slot
 from tasks.stage import stage_key
 from tests.flows.conftest import tiny_teacher
 from tests.stage_inputs import every_input
@@ -43,17 +44,48 @@ def train_tracked(
     tracking: TrackingConfig,
     extra: Sequence[TrainerCallback] = (),
     started: list[StageTrackers] | None = None,
+    ready: threading.Barrier | None = None,
 ) -> tuple[StageTrackers, dict[str, Any]]:
     """The teacher stage body with the trackers `tracking` asks for (and `extra` callbacks after them): its
-    trackers (also put in `started` as soon as they exist, for a training that raises) and metrics."""
+    trackers (also put in `started` as soon as they exist, for a training that raises) and metrics.
+
+    It trains on the process's compute slot, as a stage task does; with `ready`, once its trackers exist it
+    waits for the other stages' trackers before training.
+    """
     inputs = plan_teacher(config)
     directory = StageDirectory(Path(config.artifact_root), inputs.kind, stage_key(inputs))
     directory.prepare()
     with stage_trackers(tracking, TrackedStage(config.name, stage_name, directory.key)) as trackers:
         if started is not None:
             started.append(trackers)
-        metrics = teacher_stage.finetune_teacher(inputs, directory, callbacks=[*trackers.callbacks, *extra])
+        if ready is not None:
+            ready.wait(timeout=60)
+        with process_slot():
+            metrics = teacher_stage.finetune_teacher(inputs, directory, callbacks=[*trackers.callbacks, *extra])
     return trackers, metrics
+
+
+def side_by_side(tmp_path: Path, rates: dict[str, float], tracking: TrackingConfig) -> dict[str, StageTrackers]:
+    """A stage per learning rate, each in its own thread as the flow submits independent stages: every stage's
+    trackers exist before any trains, and the trainings take turns on the compute slot (tasks/compute.py)."""
+    ready = threading.Barrier(len(rates))
+    trackers: dict[str, StageTrackers] = {}
+    errors: list[BaseException] = []
+
+    def train(name: str) -> None:
+        try:
+            config = tiny_teacher(tmp_path / name, learning_rate=rates[name], max_steps=6)
+            trackers[name], _ = train_tracked(config, name, tracking, ready=ready)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=train, args=(name,)) for name in rates]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return trackers
 
 
 def train_teacher(
@@ -103,60 +135,32 @@ def test_a_resumed_stage_continues_its_curve_with_one_value_per_step(tmp_path: P
     assert [value for _, value in loss] == pytest.approx([entry["loss"] for entry in history], rel=1e-5)
 
 
-def test_stages_training_at_once_in_threads_keep_their_own_curves(tmp_path: Path) -> None:
-    """The reason trackers take their folder as an argument: TENSORBOARD_LOGGING_DIR is one per process."""
-    tracking = TrackingConfig(tensorboard=str(tmp_path / "tb"))
+def test_stages_side_by_side_keep_their_own_tensorboard_curves(tmp_path: Path) -> None:
+    """Each tracker holds its folder: TENSORBOARD_LOGGING_DIR would be one for every stage of the process."""
     rates = {"fast": 2e-3, "slow": 1e-6}
-    folders: dict[str, Path] = {}
-    errors: list[BaseException] = []
-
-    def train(name: str) -> None:
-        try:
-            config = tiny_teacher(tmp_path / name, learning_rate=rates[name], max_steps=6)
-            folders[name], _ = train_teacher(config, name, tracking)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=train, args=(name,)) for name in rates]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    assert folders["fast"] != folders["slow"]
+    trackers = side_by_side(tmp_path, rates, TrackingConfig(tensorboard=str(tmp_path / "tb")))
+    assert trackers["fast"].tensorboard_dir != trackers["slow"].tensorboard_dir
     for name, rate in rates.items():
-        curves = scalars(folders[name])
+        folder = trackers[name].tensorboard_dir
+        assert folder is not None and folder.parent.name == name
+        curves = scalars(folder)
         assert [step for step, _ in curves["train/loss"]] == [2, 4, 6]  # one curve, not two interleaved
         # Linear decay over 6 steps: step 2, the first logged, trained at 5/6 of the stage's own peak rate.
         assert max(value for _, value in curves["train/learning_rate"]) == pytest.approx(rate * 5 / 6, rel=1e-4)
 
 
-def test_stages_training_at_once_in_threads_log_to_their_own_mlflow_runs(mlflow_server: str, tmp_path: Path) -> None:
-    """The reason the MLflow tracker has its own client and run id: mlflow's fluent API has one active
-    experiment and tracking URI per process."""
+def test_stages_side_by_side_log_to_their_own_mlflow_runs(mlflow_server: str, tmp_path: Path) -> None:
+    """Each tracker holds its client, run id and tags: mlflow's fluent API has one tracking URI and experiment
+    per process, and MLFLOW_TAGS would be one for every stage."""
     from mlflow import MlflowClient
 
-    tracking = TrackingConfig(mlflow=mlflow_server, experiment="threads")
     rates = {"fast": 2e-3, "slow": 1e-6}
-    runs: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def train(name: str) -> None:
-        try:
-            config = tiny_teacher(tmp_path / name, learning_rate=rates[name], max_steps=6)
-            runs[name] = train_tracked(config, name, tracking)[0].mlflow_run
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=train, args=(name,)) for name in rates]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    trackers = side_by_side(tmp_path, rates, TrackingConfig(mlflow=mlflow_server, experiment="side-by-side"))
     client = MlflowClient(mlflow_server)
     for name, rate in rates.items():
-        run = client.get_run(runs[name].run_id)
+        tracked = trackers[name].mlflow_run
+        assert tracked is not None
+        run = client.get_run(tracked.run_id)
         assert run.info.run_name == name and run.data.tags[STAGE_TAG] == name and run.info.status == "FINISHED"
         assert float(run.data.params["learning_rate"]) == rate
         assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [2, 4, 6]
