@@ -10,10 +10,14 @@ fine-tuned, has its base model's architecture.
 
 from __future__ import annotations
 
+import importlib.util
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from distill.config import DistillStageConfig, RunConfig
+from distill.config import DistillStageConfig, RunConfig, TrackingConfig
 from distill.data.task_data import QAData, load_task_data
 from distill.errors import ConfigError, ModelError
 from distill.models.loading import check_weights, load_model_config, load_tokenizer
@@ -21,11 +25,15 @@ from distill.models.student import check_fresh_family, check_kept_layers, check_
 from distill.store.artifacts import check_writable, resolve_root
 from distill.training.layer_map import resolve_layer_map
 
+TRACKING_EXTRA = "pip install 'distill[tracking]'"
+
 
 def preflight(config: RunConfig) -> None:
-    """Artifact root writable, data readable and valid, every model of the chain loadable and compatible."""
+    """Artifact root writable, trackers ready, data readable and valid, every model of the chain loadable and
+    compatible."""
     # Nothing is left behind if the run is rejected: the flow creates the artifact root when it starts.
     check_writable(resolve_root(config.artifact_root), keep_created=False)
+    check_tracking(config.tracking)  # installed, writable, answering: not a failure in the first stage that trains
     # Distillation trains students on the training data even when the teacher needs no fine-tuning. Loading also
     # makes the validation split (or reads its source), so a split that leaves nothing on one side fails here.
     data = load_task_data(config.data, need_train=not config.teacher.finetuned or bool(config.stages))
@@ -51,6 +59,36 @@ def check_sweep_metrics(config: RunConfig, data: Any) -> None:
                               "abstention); use f1 or exact")  # fmt: skip
         if metric in ("HasAns_f1", "HasAns_exact") and not any(qa["answers"] for qa in data.validation.questions()):
             raise ConfigError(f"{where}: {metric} needs answerable questions, and the validation data has none")
+
+
+def check_tracking(tracking: TrackingConfig | None) -> None:
+    """Each tracker asked for is installed, the TensorBoard folder writable and an MLflow server listening."""
+    if tracking is None:
+        return
+    for tracker in tracking.trackers:
+        if importlib.util.find_spec(tracker) is None:  # both packages import under their distribution's name
+            raise ConfigError(f"tracking.{tracker}: the {tracker} package is not installed ({TRACKING_EXTRA})")
+    if tracking.tensorboard is not None:
+        check_writable(Path(tracking.tensorboard).expanduser(), "tracking.tensorboard", keep_created=False)
+    if tracking.mlflow is not None:
+        _check_server_answers(tracking.mlflow)
+
+
+def _check_server_answers(uri: str) -> None:
+    """Something listens at an http(s) tracking URI: otherwise the MLflow client retries for minutes, mid-run.
+
+    Only a TCP connection is tried, so a server behind authentication passes too."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"tracking.mlflow: nothing answers at {parts.hostname}:{port} ({exc.strerror or exc}); "
+            "start the MLflow server or fix the URI"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from distill.stages.identity import StageId, Step
 from distill.stages.inputs import BaselineInput, IntermediateInput, PredictionInput, StudentStepInput
 from distill.stages.plan import plan_baseline, plan_intermediate, plan_prediction, selection_metric, stage_config
 from distill.store.artifacts import StageDirectory, StageResult
-from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary, stage_slug
+from tasks.monitoring import TrainingMonitoring, publish_stage_summary, stage_slug
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 
 # The stage bodies (distill.stages.intermediate, .prediction) are imported inside the tasks, which Prefect
@@ -24,13 +24,9 @@ PREDICTION = StageSpec(plan_prediction, PredictionInput)
 BASELINE = StageSpec(plan_baseline, BaselineInput)
 
 
-def _monitoring(slug: str) -> dict[str, Any]:
-    return {"callbacks": [PrefectTrainingMonitor(slug)]}  # the terminal shows bars from the monitor, not tqdm
-
-
 def _run_step(
     inputs: StudentStepInput,
-    artifact_root: str,
+    config: RunConfig,
     step: Step,
     title: str,
     body: Callable[[StageDirectory, dict[str, Any]], dict[str, Any]],
@@ -39,7 +35,14 @@ def _run_step(
     # Artifact keys follow the task run's name (the stage's slug: distill-<stage>, or distill-<stage>-trial-<n>
     # for a sweep trial), so trials never overwrite one another's.
     slug = stage_slug(StageId(step, inputs.stage))
-    result = run_stage(inputs, artifact_root, lambda directory: body(directory, _monitoring(slug)))
+    monitoring = TrainingMonitoring(config, slug)
+
+    def compute(directory: StageDirectory) -> dict[str, Any]:
+        with monitoring.training(directory) as options:
+            return body(directory, options)
+
+    result = run_stage(inputs, config.artifact_root, compute)
+    monitoring.publish()
     publish_stage_summary(slug, f"{title}: {inputs.stage}", result)
     return result
 
@@ -74,7 +77,7 @@ def distill_intermediate_layers(
     inputs = INTERMEDIATE.inputs(dict(config=config, teacher=teacher, label=label, augmented=augmented))
     return _run_step(
         inputs,
-        config.artifact_root,
+        config,
         "intermediate",
         "Intermediate-layer distillation",
         lambda directory, monitoring: intermediate.distill_intermediate_layers(inputs, directory, **monitoring),
@@ -103,7 +106,7 @@ def distill_prediction_layer(
     )
     return _run_step(
         inputs,
-        config.artifact_root,
+        config,
         "distill",
         "Prediction-layer distillation",
         lambda directory, monitoring: prediction.distill_prediction_layer(inputs, directory, **monitoring),
@@ -118,7 +121,7 @@ def train_baseline(config: RunConfig, teacher: StageResult, label: str) -> Stage
     inputs = BASELINE.inputs(dict(config=config, teacher=teacher, label=label))
     return _run_step(
         inputs,
-        config.artifact_root,
+        config,
         "baseline",
         "Baseline without distillation",
         lambda directory, monitoring: prediction.train_baseline(inputs, directory, **monitoring),

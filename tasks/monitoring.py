@@ -1,4 +1,5 @@
-"""What a person watching the Prefect UI sees: per-step training logs, live progress, stage summaries."""
+"""What a person watching the Prefect UI sees: per-step training logs, live progress, stage summaries, and
+where a stage's curves went in TensorBoard and MLflow."""
 
 from __future__ import annotations
 
@@ -6,20 +7,26 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import (
+    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
 from prefect.context import TaskRunContext
+from prefect.runtime import flow_run
 from transformers import TrainerCallback
 
+from distill.config import RunConfig
+from distill.redact import redact_text
 from distill.stages.identity import StageId
-from distill.store.artifacts import StageResult
+from distill.store.artifacts import StageDirectory, StageResult
 from distill.training.progress import (
     PROGRESS,
     PROGRESS_LOGGER,
@@ -28,6 +35,7 @@ from distill.training.progress import (
     format_duration,
     progress_text,
 )
+from distill.training.tracking import StageTrackers, TrackedStage, stage_trackers
 
 
 class ProgressArtifact:
@@ -122,6 +130,52 @@ class PrefectTrainingMonitor(TrainerCallback):
         if self.progress is not None and self.pace is not None:
             self.progress.update(100.0, description=f"{self.stage_slug}: {self._text(state)}")
             self.terminal.send(self.stage_slug, state.max_steps, state.max_steps, "done", force=True)
+
+
+class TrainingMonitoring:
+    """What watches one stage's training: the Prefect monitor and, as the run's `tracking:` asks, TensorBoard
+    and MLflow (an MLflow run per stage, tagged with this flow run's id)."""
+
+    def __init__(self, config: RunConfig, slug: str) -> None:
+        self.tracking, self.run, self.slug = config.tracking, config.name, slug
+        self.trackers: StageTrackers | None = None
+
+    @contextmanager
+    def training(self, directory: StageDirectory) -> Iterator[dict[str, Any]]:
+        """The options a stage body trains with (`callbacks`) while it computes `directory`; the terminal's
+        progress comes from the monitor's bars, not the Trainer's tqdm."""
+        stage = TrackedStage(self.run, self.slug, directory.path.name, flow_run_id=flow_run.get_id())
+        with stage_trackers(self.tracking, stage) as trackers:
+            self.trackers = trackers
+            callbacks = [PrefectTrainingMonitor(self.slug), *trackers.callbacks]
+            yield {"callbacks": callbacks}
+
+    def publish(self) -> None:
+        """Where the stage's curves went: a link to its MLflow run, its TensorBoard folder. A cached stage trained
+        nothing and has none."""
+        if self.trackers is None:
+            return
+        logger = get_run_logger()
+        if self.trackers.tensorboard_dir is not None:
+            folder = self.trackers.tensorboard_dir
+            logger.info("TensorBoard events in %s", folder)
+            markdown = f"# TensorBoard: {self.slug}\n\nEvents in `{folder}`.\n\n`tensorboard --logdir {folder}`"
+            create_markdown_artifact(
+                markdown=markdown, key=f"{self.slug}-tensorboard", description=f"{self.slug}: TensorBoard events"
+            )
+        run = self.trackers.mlflow_run
+        if run is None:
+            return
+        uri = redact_text(run.tracking_uri)
+        description = f"{self.slug}: MLflow run {run.run_id} (experiment {run.experiment_id}) at {uri}"
+        logger.info("%s", description)
+        if run.ui_url is not None:
+            create_link_artifact(
+                link=run.ui_url, link_text=f"MLflow run {self.slug}", key=f"{self.slug}-mlflow", description=description
+            )
+        else:  # a local store has no UI at a known address: say how to open one
+            markdown = f"# MLflow: {self.slug}\n\n{description}\n\n`mlflow ui --backend-store-uri {uri}`"
+            create_markdown_artifact(markdown=markdown, key=f"{self.slug}-mlflow", description=description)
 
 
 def _cell(value: Any) -> Any:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
 
 from distill.config import RunConfig
 from distill.stages import identity
 from distill.stages.inputs import TeacherInput
 from distill.stages.plan import model_fingerprint, plan_teacher
-from distill.store.artifacts import StageResult
-from tasks.monitoring import PrefectTrainingMonitor, publish_stage_summary, stage_slug
+from distill.store.artifacts import StageDirectory, StageResult
+from tasks.monitoring import TrainingMonitoring, publish_stage_summary, stage_slug
 from tasks.stage import STAGE_TASK_OPTIONS, StageSpec, run_stage
 
 FINETUNE_TEACHER = StageSpec(plan_teacher, TeacherInput)
@@ -22,15 +24,14 @@ def finetune_teacher(config: RunConfig) -> StageResult:
 
     inputs = FINETUNE_TEACHER.inputs({"config": config})
     slug = stage_slug(identity.TEACHER)
-    result = run_stage(
-        inputs,
-        config.artifact_root,
-        lambda stage: teacher_stage.finetune_teacher(
-            inputs,
-            stage,
-            callbacks=[PrefectTrainingMonitor(slug)],  # the terminal shows bars from the monitor, not tqdm
-        ),
-    )
+    monitoring = TrainingMonitoring(config, slug)
+
+    def compute(stage: StageDirectory) -> dict[str, Any]:
+        with monitoring.training(stage) as options:
+            return teacher_stage.finetune_teacher(inputs, stage, **options)
+
+    result = run_stage(inputs, config.artifact_root, compute)
+    monitoring.publish()
     publish_stage_summary(slug, "Teacher fine-tuning", result)
     return result
 

@@ -58,25 +58,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _wait_healthy(process: subprocess.Popen, api_url: str, log: Path) -> None:
+def wait_healthy(process: subprocess.Popen, health_url: str, log: Path, name: str = "prefect server") -> None:
+    """Until `health_url` answers 200; a server that exits or stays unhealthy fails the test with its log's tail."""
     deadline = time.monotonic() + SERVER_STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"prefect server exited with {process.returncode} before it was healthy:\n{_tail(log)}")
+            pytest.fail(f"{name} exited with {process.returncode} before it was healthy:\n{tail(log)}")
         try:
-            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+            if httpx.get(health_url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    pytest.fail(f"prefect server not healthy at {api_url} after {SERVER_STARTUP_TIMEOUT_S} s:\n{_tail(log)}")
+    pytest.fail(f"{name} not healthy at {health_url} after {SERVER_STARTUP_TIMEOUT_S} s:\n{tail(log)}")
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> None:
     """SIGTERM the server's whole process group, SIGKILL what is left after 20 s."""
     for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         try:
@@ -113,10 +114,10 @@ def prefect_ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pref
             start_new_session=True,  # its own process group: teardown ends the server and anything it started
         )
     try:
-        _wait_healthy(process, f"{url}/api", log)
+        wait_healthy(process, f"{url}/api/health", log)
         yield PrefectServer(url)
     finally:
-        _stop(process)
+        stop(process)
 
 
 def flow_run_ids(api_url: str, flow_name: str) -> list[str]:

@@ -4,6 +4,7 @@ base    the strict base model every section derives from; each task's headline m
 data    data sources and the QA / classification data settings
 models  teacher, student, training schedules and the two distillation steps of a stage
 export  the `export:` section: ONNX formats and their checks
+tracking the `tracking:` section: TensorBoard and MLflow
 run     the whole run: evaluation settings, cross-field checks, reading YAML with ${VAR} interpolation
 """
 
@@ -30,6 +31,7 @@ from distill.config.run import (
     load_config,
     parse_config,
 )
+from distill.config.tracking import Tracker, TrackingConfig
 
 __all__ = [
     "TASK_METRICS",
@@ -52,6 +54,8 @@ __all__ = [
     "StrictModel",
     "StudentConfig",
     "TeacherConfig",
+    "Tracker",
+    "TrackingConfig",
     "TrainingConfig",
     "format_validation_error",
     "interpolate_env",

@@ -22,6 +22,7 @@ from distill.config.data import DataConfig
 from distill.config.export import ExportConfig
 from distill.config.models import DistillStageConfig, TeacherConfig
 from distill.config.sweep import SWEEP_METRICS, SweepRange, stage_field, trial_config
+from distill.config.tracking import TrackingConfig
 from distill.errors import ConfigError
 from distill.precision import Precision
 
@@ -69,6 +70,11 @@ class RunConfig(StrictModel):
         default_factory=ExportConfig,
         description="ONNX exports of the trained students (by default the final one, fp32 and int8), each checked "
         "against PyTorch and evaluated beside it. null exports nothing.",
+    )
+    tracking: TrackingConfig | None = Field(
+        default=None,
+        description="Also send each training stage's logged metrics to TensorBoard and/or MLflow. Observation only: "
+        "no cache key depends on it. null (the default) tracks nothing beyond the Prefect UI.",
     )
     precision: Precision = Field(
         default="auto",

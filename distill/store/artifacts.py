@@ -63,8 +63,9 @@ def resolve_root(artifact_root: str) -> Path:
     )
 
 
-def check_writable(root: Path, *, keep_created: bool = True) -> None:
-    """Raise ConfigError unless files can be written in `root`, creating it (and missing parents) to find out.
+def check_writable(root: Path, setting: str = "artifact_root", *, keep_created: bool = True) -> None:
+    """Raise ConfigError naming `setting` unless files can be written in `root`, creating it (and missing
+    parents) to find out.
 
     With `keep_created=False` (a check before the run is accepted) the folders it made are removed again; they
     are also removed when the check fails. Only folders that did not exist before, and only while empty."""
@@ -76,7 +77,7 @@ def check_writable(root: Path, *, keep_created: bool = True) -> None:
         probe.unlink()
     except OSError as exc:
         _remove_empty(created)
-        raise ConfigError(f"artifact_root: {root} is not writable ({exc.strerror or exc})") from None
+        raise ConfigError(f"{setting}: {root} is not writable ({exc.strerror or exc})") from None
     if not keep_created:
         _remove_empty(created)
 

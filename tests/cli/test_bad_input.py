@@ -340,6 +340,18 @@ CASES: list[tuple[str, Setup, list[str]]] = [
         ["{config}", "stages[0].prediction_layer.loss_weight"],
     ),
     ("augmentation-factor-zero", set_path("augmentation", {"factor": 0}), ["{config}", "augmentation.factor"]),
+    # tracking
+    (
+        "tracking-unknown-key",
+        set_path("tracking", {"tensorbord": "{root}/tb"}),
+        ["{config}", "tracking.tensorbord: unknown key"],
+    ),
+    ("tracking-nothing-to-track", set_path("tracking", {"experiment": "e"}), ["{config}", "tracking: set tensorboard"]),
+    (
+        "tracking-mlflow-not-listening",  # port 1 (tcpmux): nothing listens there on loopback
+        set_path("tracking", {"mlflow": "http://127.0.0.1:1"}),
+        ["tracking.mlflow: nothing answers at 127.0.0.1:1", "start the MLflow server or fix the URI"],
+    ),
     (
         "fresh-student-width",
         student({"fresh": {"num_layers": 1, "hidden_size": 30, "num_heads": 4, "intermediate_size": 64}}),
@@ -568,4 +580,14 @@ def test_real_process_exit_code_and_stderr(inputs: Inputs) -> None:
     result = distill(*argv, timeout=120)
     assert result.stdout == ""
     assert_one_line_error(result.returncode, result.stderr, [str(inputs.config_path), "loss_weight", "1.5"])
+    assert_nothing_written(inputs)
+
+
+def test_a_tracker_that_is_not_installed_fails_naming_the_extra(
+    inputs: Inputs, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = prepare(inputs, set_path("tracking", {"mlflow": "sqlite:///{root}/mlflow.db"}))
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # how Python marks a module that cannot be imported
+    code, _, stderr = run_in_process(argv, monkeypatch, capsys)
+    assert_one_line_error(code, stderr, ["tracking.mlflow: the mlflow package is not installed", "distill[tracking]"])
     assert_nothing_written(inputs)

@@ -33,6 +33,15 @@ def tiny_one_stage(artifact_root: Path) -> RunConfig:
     return config.model_copy(update={"stages": config.stages[:1], "augmentation": None, "export": None})
 
 
+def tiny_teacher(artifact_root: Path, **training: object) -> RunConfig:
+    """tiny.yaml's teacher alone (no students, augmentation or exports), four steps unless `training` says
+    otherwise: a training stage in seconds."""
+    config = tiny_config(artifact_root)
+    settings = {"max_steps": 4, "logging_steps": 2, "save_steps": 100, "warmup_ratio": 0.0, **training}
+    teacher = config.teacher.model_copy(update={"training": config.teacher.training.model_validate(settings)})
+    return config.model_copy(update={"stages": [], "augmentation": None, "export": None, "teacher": teacher})
+
+
 def write_tiny_variant(path: Path, artifact_root: Path, *, stages: int = 1, **training: object) -> Path:
     """tiny_one_stage as a YAML file, with another artifact root, its first `stages` stages (0: teacher and its
     evaluation only) and teacher training overrides, for subprocesses."""
