@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger
 from prefect.artifacts import (
@@ -35,7 +35,9 @@ from distill.training.progress import (
     format_duration,
     progress_text,
 )
-from distill.training.tracking import StageTrackers, TrackedStage, stage_trackers
+
+if TYPE_CHECKING:
+    from distill.training.tracking import StageTrackers
 
 
 class ProgressArtifact:
@@ -144,6 +146,9 @@ class TrainingMonitoring:
     def training(self, directory: StageDirectory) -> Iterator[dict[str, Any]]:
         """The options a stage body trains with (`callbacks`) while it computes `directory`; the terminal's
         progress comes from the monitor's bars, not the Trainer's tqdm."""
+        # Here, not at the top: the trackers load transformers' integrations (seconds), which a cached run never needs.
+        from distill.training.tracking import TrackedStage, stage_trackers
+
         stage = TrackedStage(self.run, self.slug, directory.path.name, flow_run_id=flow_run.get_id())
         with stage_trackers(self.tracking, stage) as trackers:
             self.trackers = trackers
