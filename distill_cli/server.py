@@ -1,7 +1,8 @@
 """Which Prefect server a `distill run` reports to, and starting one with the UI when there is none.
 
 In order:
-1. `PREFECT_API_URL`, when set: the user's server (or Prefect Cloud); nothing is started.
+1. `PREFECT_API_URL`, when set (in the environment or the active Prefect profile, as
+   `prefect config set` writes it): the user's server (or Prefect Cloud); nothing is started.
 2. A server started by `distill ui`: it writes `$PREFECT_HOME/distill-ui.json`, and every later run
    on this machine finds it there, so runs are watched, and crashes marked, in one place.
 3. Otherwise a temporary server with the UI, on 127.0.0.1 and a free port, for the length of the
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -72,6 +74,24 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def configured_api_url() -> str | None:
+    """The API URL Prefect would use: the environment's, else the active profile's (read without importing
+    Prefect); when Prefect is already imported (a test harness, a program embedding distill), its settings."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    settings = sys.modules.get("prefect.settings")
+    if settings is not None:
+        return settings.get_current_settings().api.url
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or prefect_home() / "profiles.toml").expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active")
+    url = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
 
 
 def find_ui_server() -> str | None:
@@ -148,11 +168,11 @@ def start_server(port: int | None = None, *, tie_to_parent: bool = True) -> UiSe
 
 
 def connect(*, start: bool = True) -> UiServer | None:
-    """The server a run reports to (see the module docstring); None when `PREFECT_API_URL` is set.
+    """The server a run reports to (see the module docstring); None when an API URL is configured.
 
     Sets `PREFECT_API_URL` for this process (before Prefect is imported) when it finds or starts one.
     """
-    if os.environ.get("PREFECT_API_URL"):
+    if configured_api_url():
         return None
     url = find_ui_server()
     server = UiServer(url) if url else start_server() if start else None
