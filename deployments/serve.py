@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from deployments.crashes import enable_heartbeats
 from distill.config import load_config
 
 # Servers this project starts listen on the loopback interface only. Prefect's temporary API server
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--cron", help="schedule, e.g. '0 2 * * *' (UTC); none: run only when triggered")
     args = parser.parse_args()
     use_loopback()
+    enable_heartbeats()  # before Prefect is imported, so the served runs send them
     serve_configs(args.configs, args.cron)
 
 

@@ -103,11 +103,13 @@ def serve(
     server = connect()  # PREFECT_API_URL, a `distill ui` server, or a temporary one with the UI
     try:
         quiet_libraries()
+        from deployments.crashes import ensure_crash_automation
         from deployments.serve import serve_configs
 
         if server is not None:
             server.wait_healthy()
             typer.echo(f"Prefect UI: {server.url} (deployments under Deployments, their runs under Runs)")
+        ensure_crash_automation()
         serve_configs(configs, cron)
     finally:
         if server is not None:
@@ -133,7 +135,6 @@ def ui(
     if running is not None:
         raise DistillError(f"a distill UI server is already running at {running}")
     server = start_server(port)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: server stopped, file removed
     try:
         server.wait_healthy()
         os.environ["PREFECT_API_URL"] = server.api_url
@@ -221,6 +222,9 @@ def run(
     except BaseException as exc:
         if server is not None:
             if keep_ui and started and not isinstance(exc, KeyboardInterrupt):
+                from distill.errors import first_line
+
+                typer.echo(f"distill: the run failed: {first_line(exc)}", err=True)
                 _hold_ui(server)  # a failed run is what the UI is for
             server.stop()
         raise
@@ -306,6 +310,8 @@ def main() -> None:
 
     use_loopback()  # before Prefect is imported: its settings are read once
     enable_heartbeats()
+    # `kill PID` ends a command as Ctrl-C does: a run reports itself Crashed, servers stop, files are removed.
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("distill").setLevel(logging.INFO)
     install_log_redaction(*logging.getLogger().handlers)

@@ -130,10 +130,12 @@ class UiServer:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        """Stop a server this process started (SIGTERM, then SIGKILL); one found running is left alone."""
+        """Stop a server this process started (SIGTERM, then SIGKILL), once Prefect has sent it the logs and
+        events still queued; one found running is left alone."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
+        drain_prefect()
         process.terminate()
         try:
             process.wait(timeout=STOP_TIMEOUT_S)
@@ -146,6 +148,19 @@ class UiServer:
             return ""
         lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
         return f" (its log, {self.log}: {lines[-1].strip()})" if lines else f" (its log: {self.log})"
+
+
+def drain_prefect(timeout: float = 10.0) -> None:
+    """Send what Prefect still queues for the API (it batches logs every 2 s and flushes at exit): stopping the
+    server first would lose the run's last lines and leave Prefect retrying a dead server for a minute."""
+    if "prefect.logging.handlers" in sys.modules:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=timeout)
+    if "prefect.events.worker" in sys.modules:
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all(timeout=timeout)
 
 
 def start_server(port: int | None = None, *, tie_to_parent: bool = True) -> UiServer:
@@ -163,7 +178,16 @@ def start_server(port: int | None = None, *, tie_to_parent: bool = True) -> UiSe
         command += ["--parent", str(os.getpid())]
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_UI_URL")}
     with log.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        # A session of its own: Ctrl-C on the terminal interrupts the run, which then reports itself Crashed to
+        # the server, rather than the server too. It still dies with its parent (prefect_server.py).
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     return UiServer(f"http://127.0.0.1:{port}", process, log)
 
 

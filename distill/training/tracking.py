@@ -30,6 +30,7 @@ from transformers import TrainerCallback
 from transformers.integrations import MLflowCallback, TensorBoardCallback
 
 from distill.config import TrackingConfig
+from distill.errors import first_line
 
 # Tags on every MLflow run, so a run can be found from the stage, the flow run or the stage directory.
 RUN_TAG = "distill.run"  # the run config's name
@@ -161,7 +162,11 @@ class MLflowTracker(MLflowCallback):
             if isinstance(value, int | float) and not isinstance(value, bool)
         ]
         if metrics:
-            self.client.log_batch(self.run.run_id, metrics=metrics)
+            try:
+                self.client.log_batch(self.run.run_id, metrics=metrics)
+            except Exception as exc:  # noqa: BLE001 - tracking observes; a lost MLflow server must not end training
+                log.warning("MLflow: logging stopped for %s (%s); training goes on", self.run.run_id, first_line(exc))
+                self.run = None
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.end("FINISHED")

@@ -9,7 +9,9 @@ before it (and a server start is the slow part):
 2. `kill -9` of that process: its server is gone within seconds (no orphan), the run leaves a checkpoint.
 3. `distill ui` on the same PREFECT_HOME: the automation marks the dead run Crashed (the window is
    shortened to 45 s here through DISTILL_CRASH_AFTER_SECONDS; the default is 90 s), and the page says so.
-4. `distill run` again finds the `distill ui` server by itself and resumes from the checkpoint.
+4. `distill run` again finds the `distill ui` server by itself and resumes from the checkpoint; then
+   `kill` (SIGTERM) stops it as Ctrl-C does, and it reports itself Crashed. Every run is killed, so the
+   test takes as long on a fast machine as on a slow one, whatever the training's length.
 
 The page's screenshots are kept in DISTILL_SCREENSHOT_DIR when it is set (`make screenshots` does, for the
 README).
@@ -36,7 +38,9 @@ from typing import Any
 import httpx
 import pytest
 
+from distill.training.checkpoints import latest_valid_checkpoint
 from tests.flows.conftest import REPO_ROOT, write_tiny_variant
+from tests.prefect_api import poll
 from tests.tiny_chain_run import free_port
 from tests.ui.pages import WINDOW, heading, open_tab, shown_task_runs, wait_for
 
@@ -144,8 +148,9 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
     browser: Any, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     artifacts = tmp_path / "artifacts"
-    # The teacher alone, trained long enough to be watched (264 steps, about a minute), a checkpoint every 20 steps.
-    config = write_tiny_variant(tmp_path / "live.yaml", artifacts, stages=0, epochs=12, save_steps=20)
+    # The teacher alone, for 2,200 steps (far more than the test waits for on any machine: each run is killed),
+    # a checkpoint every 20 steps.
+    config = write_tiny_variant(tmp_path / "live.yaml", artifacts, stages=0, epochs=100, save_steps=20)
     distill = [sys.executable, "-m", "distill_cli.main"]
 
     # 1. The first run starts a server with the UI and says where to watch it.
@@ -172,15 +177,28 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
         wait_for(browser, lambda d: STEP_LINE.search(_page_text(d)), "a training progress line in the logs", tmp_path)
         _keep(browser, "live-run-logs.png", tmp_path)
 
+        # The stage's progress artifact: its percentage, and the same figures in its description.
+        def progress() -> list[dict[str, Any]]:
+            query = {"artifacts": {"key": {"any_": ["finetune-teacher-progress"]}}}
+            return httpx.post(f"{api_url}/artifacts/latest/filter", json=query, timeout=10).json()
+
+        shown = poll(progress, lambda found: bool(found) and found[0]["data"] > 0, timeout=120)
+        assert len(shown) == 1 and shown[0]["type"] == "progress", shown
+        assert 0 < shown[0]["data"] < 100 and STEP_LINE.search(shown[0]["description"]), shown
+
         # The terminal: a bar for the running stage, its figures, and none of the per-step lines.
         run.wait_for(r"finetune-teacher\s+━+.*step \d+/\d+ .*samples/s .*ETA", 60)
         assert not re.search(r"INFO prefect\.task_runs: finetune-teacher: step", run.output), run.output[-2000:]
 
-        # 2. kill -9 once a checkpoint is on disk: the server goes with the run.
+        # 2. kill -9 once a whole checkpoint is on disk (one being written is ignored on resume, rightly): the
+        # server goes with the run.
+        def checkpoint() -> Path | None:
+            return latest_valid_checkpoint(next(artifacts.glob("finetune_teacher/*/checkpoints"), tmp_path / "none"))
+
         deadline = time.monotonic() + 300
-        while not list(artifacts.glob("finetune_teacher/*/checkpoints/checkpoint-*")) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert list(artifacts.glob("finetune_teacher/*/checkpoints/checkpoint-*")), "no checkpoint within 5 minutes"
+        while checkpoint() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert checkpoint() is not None, "no complete checkpoint within 5 minutes"
         run.process.send_signal(signal.SIGKILL)
         run.process.wait(timeout=10)
         deadline = time.monotonic() + 20
@@ -192,17 +210,17 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
 
         # 3. A `distill ui` server on the same database marks the dead run Crashed.
         ui_port = free_port()
-        ui_server = subprocess.Popen(
-            [*distill, "ui", "--port", str(ui_port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=user_env,
-            cwd=REPO_ROOT,
-        )
+        ui_log = tmp_path / "distill-ui.log"
+        with ui_log.open("w") as out:
+            command = [*distill, "ui", "--port", str(ui_port)]
+            ui_server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=user_env, cwd=REPO_ROOT)
         ui_api = f"http://127.0.0.1:{ui_port}/api"
-        assert ui_server.stdout is not None
-        assert ui_server.stdout.readline().startswith(f"Prefect UI: http://127.0.0.1:{ui_port}")
+        discovery = Path(user_env["PREFECT_HOME"]) / "distill-ui.json"
+        deadline = time.monotonic() + STARTUP_S
+        while not discovery.exists() and ui_server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert discovery.exists(), f"distill ui did not come up:\n{ui_log.read_text()[-2000:]}"
+        assert f"Prefect UI: http://127.0.0.1:{ui_port}" in ui_log.read_text()
         killed = time.monotonic()
         state = _flow_run(ui_api, flow_run_id)["state"]
         while state["type"] != "CRASHED" and time.monotonic() - killed < CRASH_AFTER_S + 120:
@@ -216,22 +234,33 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
         wait_for(browser, lambda d: STEP_LINE.search(_page_text(d)), "the dead run's progress lines", tmp_path)
         _keep(browser, "crashed-run.png", tmp_path)
 
-        # 4. Running it again reports to the `distill ui` server by itself and resumes the teacher.
-        rerun = subprocess.run(
-            [*distill, "run", str(config)],
-            capture_output=True,
-            text=True,
-            env=user_env,
-            cwd=REPO_ROOT,
-            timeout=900,
-        )
-        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-        assert f"Prefect UI: http://127.0.0.1:{ui_port} (`distill ui`)" in rerun.stdout
-        assert re.search(r"training: \d+ steps, resumed at step [1-9]\d*", rerun.stderr), rerun.stderr[-3000:]
-        # Not a terminal: no bars, and the readable progress lines instead.
-        assert STEP_LINE.search(rerun.stderr) and "━" not in rerun.stderr
-        runs = httpx.post(f"{ui_api}/flow_runs/filter", json={"limit": 10}, timeout=10).json()
-        assert sorted(r["state_type"] for r in runs) == ["COMPLETED", "CRASHED"]
+        # 4. Running it again reports to the `distill ui` server by itself and resumes the teacher from its checkpoint.
+        # Then `kill` (SIGTERM), as a scheduler stops a job: the run ends as after Ctrl-C, and says so itself.
+        rerun_log = tmp_path / "rerun.log"
+        with rerun_log.open("w") as out:
+            command = [*distill, "run", str(config)]
+            rerun = subprocess.Popen(command, stdout=out, stderr=out, env=user_env, cwd=REPO_ROOT)
+        resumed = re.compile(r"training: \d+ steps, resumed at step (\d+)")
+        deadline = time.monotonic() + STARTUP_S + 120
+        while not (found := resumed.search(rerun_log.read_text())) and time.monotonic() < deadline:
+            assert rerun.poll() is None, rerun_log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert found, rerun_log.read_text()[-3000:]
+        assert int(found.group(1)) >= int(checkpoint().name.split("-")[1])
+        assert f"Prefect UI: http://127.0.0.1:{ui_port} (`distill ui`)" in rerun_log.read_text()
+        after = re.compile(r"finetune-teacher: step (\d+)/")
+        while rerun.poll() is None and not any(
+            int(step) > int(found.group(1)) for step in after.findall(rerun_log.read_text())
+        ):
+            time.sleep(0.5)
+        rerun.send_signal(signal.SIGTERM)
+        assert rerun.wait(timeout=120) == 130, rerun_log.read_text()[-3000:]
+        output = rerun_log.read_text()
+        assert STEP_LINE.search(output) and "━" not in output  # not a terminal: readable lines, no bars
+        runs = {r["id"]: r for r in httpx.post(f"{ui_api}/flow_runs/filter", json={"limit": 10}, timeout=10).json()}
+        assert len(runs) == 2 and {r["state_type"] for r in runs.values()} == {"CRASHED"}, runs
+        [second] = [r for r in runs.values() if r["id"] != flow_run_id]
+        assert "heartbeat" not in second["state"]["message"]  # the run reported its own end; nothing had to guess
     finally:
         browser.set_window_size(*WINDOW)
         if run.process.poll() is None:
@@ -240,5 +269,4 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
             ui_server.send_signal(signal.SIGINT)  # Ctrl-C: the way a user stops it
             ui_server.wait(timeout=30)
     assert ui_server.returncode == 0
-    discovery = Path(user_env["PREFECT_HOME"]) / "distill-ui.json"
     assert not discovery.exists(), json.loads(discovery.read_text())
