@@ -220,6 +220,11 @@ def run(
         with stage_progress():  # one live line per running stage on a terminal
             outcome = progressive_distillation(run_config, refresh=list(refresh or []))
     except BaseException as exc:
+        if started:
+            from prefect.exceptions import TerminationSignal  # Prefect's own SIGTERM handler raises it in the flow
+
+            if isinstance(exc, KeyboardInterrupt | TerminationSignal):
+                _exit_interrupted(server)
         if server is not None:
             if keep_ui and started and not isinstance(exc, KeyboardInterrupt):
                 from distill.errors import first_line
@@ -240,6 +245,21 @@ def run(
         if keep_ui:
             _hold_ui(server)
         server.stop()
+
+
+def _exit_interrupted(server: UiServer | None) -> None:
+    """End an interrupted run (Ctrl-C, `kill`) now. The flow has reported itself Crashed by the time the
+    interrupt gets here, but training runs in worker threads that an interrupt never reaches, and Python would
+    wait for them to finish (for hours) before exiting. Their checkpoints are on disk: the next run resumes."""
+    from distill_cli.server import drain_prefect
+
+    drain_prefect()  # the run's last logs and its Crashed state, before the server (if ours) stops
+    if server is not None:
+        server.stop()
+    typer.echo("distill: interrupted; the run is marked Crashed (run it again to resume)", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _hold_ui(server: UiServer) -> None:

