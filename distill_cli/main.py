@@ -135,6 +135,8 @@ def ui(
     if running is not None:
         raise DistillError(f"a distill UI server is already running at {running}")
     server = start_server(port)
+    # Ctrl-C is how it stops, even when started from a shell that had SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         server.wait_healthy()
         os.environ["PREFECT_API_URL"] = server.api_url

@@ -264,6 +264,6 @@ def test_a_run_is_watched_live_then_killed_shown_crashed_and_resumed(
             run.process.kill()
         if ui_server is not None:
             ui_server.send_signal(signal.SIGINT)  # Ctrl-C: the way a user stops it
-            ui_server.wait(timeout=30)
+            ui_server.wait(timeout=90)
     assert ui_server.returncode == 0
     assert not discovery.exists(), json.loads(discovery.read_text())
