@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +47,12 @@ class ProgressArtifact:
         self.id = create_progress_artifact(progress=float(math.floor(percent)), key=key, description=description)
         self._shown = math.floor(percent)
 
-    def update(self, percent: float, description: str | None = None) -> None:
+    def update(self, percent: float, describe: Callable[[], str] | None = None) -> None:
+        """`describe` is called only when the artifact is sent (once per percent), not at every step."""
         whole = math.floor(percent)
         if whole > self._shown:
             self._shown = whole
-            update_progress_artifact(self.id, progress=float(whole), description=description)
+            update_progress_artifact(self.id, progress=float(whole), description=describe() if describe else None)
 
 
 # Progress for the terminal: `distill run` draws one bar per running stage from these records (and drops
@@ -64,10 +65,12 @@ class _TerminalThrottle:
     def __init__(self) -> None:
         self._last = 0.0
 
-    def send(self, stage: str, done: int, total: int, text: str, *, force: bool = False) -> None:
+    def send(self, stage: str, done: int, total: int, describe: Callable[[], str], *, force: bool = False) -> None:
+        """`describe` is called only for a record that is sent (twice a second at most), not at every step."""
         now = time.monotonic()
         if force or now - self._last >= _TERMINAL_INTERVAL_S:
             self._last = now
+            text = describe()
             payload = {"stage": stage, "done": done, "total": total, "text": text}
             terminal_progress.info("%s: %s", stage, text, extra={PROGRESS: payload})
 
@@ -125,13 +128,13 @@ class PrefectTrainingMonitor(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.progress is None or self.pace is None:
             return
-        self.progress.update(self._percent(state), description=f"{self.stage_slug}: {self._text(state)}")
-        self.terminal.send(self.stage_slug, state.global_step, state.max_steps, self._text(state, detail=False))
+        self.progress.update(self._percent(state), lambda: f"{self.stage_slug}: {self._text(state)}")
+        self.terminal.send(self.stage_slug, state.global_step, state.max_steps, lambda: self._text(state, detail=False))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.progress is not None and self.pace is not None:
-            self.progress.update(100.0, description=f"{self.stage_slug}: {self._text(state)}")
-            self.terminal.send(self.stage_slug, state.max_steps, state.max_steps, "done", force=True)
+            self.progress.update(100.0, lambda: f"{self.stage_slug}: {self._text(state)}")
+            self.terminal.send(self.stage_slug, state.max_steps, state.max_steps, lambda: "done", force=True)
 
 
 class TrainingMonitoring:
@@ -216,12 +219,11 @@ class PrefectProgress:
         if self.progress is None:
             self.pace = TrainingPace(samples_per_step=1, start_step=done)
             self.progress = ProgressArtifact(f"{self.stage_slug}-progress", f"{self.stage_slug}: % of {self.what}")
-        text = self._text(done, total)
-        self.progress.update(percent, description=f"{self.stage_slug}: {text}")
-        self.terminal.send(self.stage_slug, done, total, text, force=done >= total)
+        self.progress.update(percent, lambda: f"{self.stage_slug}: {self._text(done, total)}")
+        self.terminal.send(self.stage_slug, done, total, lambda: self._text(done, total), force=done >= total)
         if int(percent) // 10 * 10 > self._last_logged:
             self._last_logged = int(percent) // 10 * 10
-            self.logger.info("%s: %s", self.stage_slug, text, extra={STEP_LINE: True})
+            self.logger.info("%s: %s", self.stage_slug, self._text(done, total), extra={STEP_LINE: True})
 
 
 def stage_slug(stage: StageId) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from distill_cli.server import free_port
 from tests.flows.conftest import TINY, start_run
 
 FLOW_NAME = "progressive-distillation"
@@ -50,12 +50,6 @@ class TinyChainRun:
     artifact_root: Path
     summary: dict
     flow_run_id: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tail(path: Path, lines: int = 40) -> str:
