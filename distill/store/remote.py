@@ -201,7 +201,7 @@ class ObjectStore:
 
     def probe(self) -> None:
         """Put and delete an object under the prefix; ConfigError naming artifact_root when that fails."""
-        fs = _filesystem(urlparse(self.url).scheme, quick=True)
+        fs = _filesystem(self.url, quick=True)
         probe = self._path(f".write-test-{uuid.uuid4().hex}")
         try:
             fs.pipe_file(probe, b"")
@@ -217,22 +217,24 @@ def open_store(artifact_root: str) -> ObjectStore:
     prefix = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
     if not parsed.netloc:
         raise ConfigError(f"artifact_root: {artifact_root!r}: name a bucket ({parsed.scheme}://bucket/prefix)")
-    return ObjectStore(artifact_root.rstrip("/"), _filesystem(parsed.scheme), prefix)
+    return ObjectStore(artifact_root.rstrip("/"), _filesystem(artifact_root), prefix)
 
 
-def _filesystem(scheme: str, *, quick: bool = False) -> Any:
-    """The fsspec filesystem for `scheme`, one per process and endpoint; credentials, region and endpoint
-    come from the standard AWS settings (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL[_S3], ~/.aws/config)."""
+def _filesystem(artifact_root: str, *, quick: bool = False) -> Any:
+    """The s3fs filesystem, one per process and endpoint; credentials, region and endpoint come from the
+    standard AWS settings (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3, ~/.aws/config)."""
+    try:
+        import s3fs  # noqa: F401 - asked each time, so a missing package is reported wherever it is needed
+    except ImportError:
+        raise ConfigError(f"artifact_root: {artifact_root}: needs the s3fs package ({S3_EXTRA})") from None
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    return _cached_filesystem(scheme, endpoint, os.environ.get("AWS_ACCESS_KEY_ID"), quick)
+    return _cached_filesystem(endpoint, os.environ.get("AWS_ACCESS_KEY_ID"), quick)
 
 
 @functools.cache
-def _cached_filesystem(scheme: str, endpoint: str | None, access_key: str | None, quick: bool) -> Any:
-    try:
-        import s3fs
-    except ImportError:
-        raise ConfigError(f"artifact_root: {scheme}:// needs the s3fs package ({S3_EXTRA})") from None
+def _cached_filesystem(endpoint: str | None, access_key: str | None, quick: bool) -> Any:
+    import s3fs
+
     # Listings are never cached: whether a manifest or blob exists must be asked of the store each time.
     options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
     if quick:  # the preflight probe: one attempt, a short connect timeout, so a wrong endpoint fails in seconds
