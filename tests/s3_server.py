@@ -9,6 +9,7 @@ Registered in tests/conftest.py, like the MLflow server of tests/mlflow_server.p
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -29,6 +30,7 @@ def s3_server() -> Iterator[str]:
     """moto's threaded S3 server on a free loopback port for the whole session; yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request would bury a failing test's log
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
