@@ -240,6 +240,15 @@ def test_the_preflight_names_artifact_root_when_the_store_is_unusable(
         check_artifact_root(missing, keep_created=False)
     assert "\n" not in str(exc.value)
 
+    with monkeypatch.context() as no_credentials:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            no_credentials.delenv(name, raising=False)
+        for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            no_credentials.setenv(name, str(tmp_path / "none"))
+        no_credentials.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata to ask, here
+        with pytest.raises(ConfigError, match=rf"^artifact_root: {s3_root}: .*Unable to locate credentials"):
+            check_artifact_root(s3_root, keep_created=False)
+
     from distill_cli.server import free_port
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
