@@ -262,6 +262,22 @@ def test_other_schemes_are_refused_in_one_line() -> None:
         check_artifact_root("gs://bucket/x")
 
 
+def test_a_refresh_withdraws_the_committed_stage(s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit recompute must not lose to the build it replaces: discarding removes the remote manifest."""
+    on_node(monkeypatch, tmp_path / "node")
+    directory = stage_directory(s3_root, STAGE, KEY)
+    directory.prepare()
+    write_outputs(directory.path, 1)
+    first = directory.finalize(config={}, metrics={}, upstream={}, code_version="test")
+    directory.discard()
+    assert remote_store(s3_root).read_manifest(STAGE, KEY) is None and not directory.verify().ok
+    directory.prepare()
+    write_outputs(directory.path, 2)
+    second = directory.finalize(config={}, metrics={}, upstream={}, code_version="test")
+    assert second.content_sha256 != first.content_sha256
+    assert hashlib.sha256(remote_store(s3_root).read_manifest(STAGE, KEY)).hexdigest() == second.manifest_sha256
+
+
 def test_complete_marker_is_the_manifest_hash(s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The local protocol is unchanged for a remote root: `_COMPLETE` holds the sha256 of the manifest's bytes."""
     on_node(monkeypatch, tmp_path / "node")

@@ -16,7 +16,8 @@ from tests.flows.conftest import tiny_teacher
 def test_a_run_on_another_node_finds_the_stages_cached(
     s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tiny_teacher(tmp_path / "unused").model_copy(update={"artifact_root": s3_root})
+    # Checkpoints at steps 2 and 4: copied to the store while training, removed there once the stage completes.
+    config = tiny_teacher(tmp_path / "unused", save_steps=2).model_copy(update={"artifact_root": s3_root})
     store = remote_store(s3_root)
 
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "node-a"))
