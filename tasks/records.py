@@ -25,6 +25,7 @@ from prefect.results import ResultRecord, ResultRecordMetadata
 from prefect.serializers import JSONSerializer
 from prefect.settings import PREFECT_API_URL
 
+from distill.errors import TransientError
 from distill.store.artifacts import StageDirectory, resolve_root
 from distill.store.artifacts import stage_directory as directory_under
 from distill.store.remote import is_remote
@@ -57,7 +58,13 @@ class StageDirectoryRecords(WritableFileSystem):
 
     def _read(self, key: str) -> bytes | None:
         directory = stage_directory(self.root, key)
-        if not directory.verify().ok:
+        try:
+            usable = directory.verify().ok
+        except TransientError:
+            # The object store did not answer: no record, so the task runs, and its own check of the store
+            # fails there as a transient error, which the stage's retries handle.
+            return None
+        if not usable:
             return None
         metadata = ResultRecordMetadata(
             serializer=JSONSerializer(), expiration=None, storage_key=key, storage_block_id=self._block_document_id

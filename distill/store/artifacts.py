@@ -140,8 +140,9 @@ class StageDirectory:
     """One stage output directory and the protocol for writing it safely.
 
     With `remote`, the directory is this node's copy of a stage in an object store: `verify` fetches a
-    stage committed there, `prepare` fetches its newest remote checkpoint, and `finalize` commits to the
-    store first (blobs, then the manifest, conditionally) and adopts another writer's commit if it lost.
+    stage committed there, `fetch_checkpoint` and `checkpoint_saved` move checkpoints between the two, and
+    `finalize` commits to the store first (blobs, then the manifest, conditionally) and adopts another
+    writer's commit if it lost (its own checkpoints go too, `keep_checkpoints` or not).
     """
 
     root: Path

@@ -168,6 +168,14 @@ def test_a_worker_on_another_node_reads_the_prefect_record(
     assert record.result.uri == str(resolve_root(s3_root) / STAGE / KEY)
     assert records.read_path("finetune-teacher-" + "e" * 24) is None
 
+    # A store that does not answer is no record (the task then runs, and its retries handle the outage).
+    from distill_cli.server import free_port
+
+    on_node(monkeypatch, tmp_path / "node-d")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries: seconds this test need not wait
+    assert records.read_path(KEY) is None
+
 
 def test_training_killed_on_one_node_resumes_on_another(
     s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_classifier: Path
