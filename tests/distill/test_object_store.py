@@ -47,7 +47,7 @@ def _race_writer(writer: int, root: str, cache: str, barrier: Any, results: Any)
     directory = stage_directory(root, STAGE, KEY)
     directory.prepare()
     write_outputs(directory.path, writer)
-    barrier.wait()
+    barrier.wait(timeout=300)  # all 8 started and ready (spawned processes import for seconds on a busy machine)
     result = directory.finalize(config={}, metrics={"writer": writer}, upstream={}, code_version="test")
     results.put((writer, result.model_dump(), str(directory.path)))
 
@@ -85,13 +85,16 @@ def test_racing_writers_agree_on_one_build(s3_root: str, tmp_path: Path) -> None
     try:
         for process in processes:
             process.start()
-        outcomes = [results.get(timeout=120) for _ in processes]
+        outcomes = [results.get(timeout=360) for _ in processes]
         for process in processes:
             process.join(timeout=30)
             assert process.exitcode == 0
     finally:
         done.set()
         watcher.join()
+        for process in processes:  # only after a failure: none is left hanging at the barrier
+            if process.is_alive():
+                process.kill()
 
     committed = store.read_manifest(STAGE, KEY)
     manifest = json.loads(committed)
