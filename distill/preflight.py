@@ -22,7 +22,7 @@ from distill.data.task_data import QAData, load_task_data
 from distill.errors import ConfigError, ModelError
 from distill.models.loading import check_weights, load_model_config, load_tokenizer
 from distill.models.student import check_fresh_family, check_kept_layers, check_same_vocabulary, plan_student
-from distill.store.artifacts import check_writable, resolve_root
+from distill.store.artifacts import check_artifact_root, check_writable
 from distill.training.layer_map import resolve_layer_map
 
 TRACKING_EXTRA = "pip install 'distill[tracking]'"
@@ -32,7 +32,7 @@ def preflight(config: RunConfig) -> None:
     """Artifact root writable, trackers ready, data readable and valid, every model of the chain loadable and
     compatible."""
     # Nothing is left behind if the run is rejected: the flow creates the artifact root when it starts.
-    check_writable(resolve_root(config.artifact_root), keep_created=False)
+    check_artifact_root(config.artifact_root, keep_created=False)  # an object store: a probe object put and deleted
     check_tracking(config.tracking)  # installed, writable, answering: not a failure in the first stage that trains
     # Distillation trains students on the training data even when the teacher needs no fine-tuning. Loading also
     # makes the validation split (or reads its source), so a split that leaves nothing on one side fails here.

@@ -166,7 +166,10 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML run config.")]) -
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="YAML run config.")],
-    artifacts: Annotated[Path | None, typer.Option(help="Artifact root; overrides the config's artifact_root.")] = None,
+    # A string, not a Path: a Path would fold s3://bucket into s3:/bucket.
+    artifacts: Annotated[
+        str | None, typer.Option(help="Artifact root (a folder or s3://bucket/prefix); overrides the config's.")
+    ] = None,
     refresh: Annotated[
         list[str] | None,
         typer.Option(
@@ -189,7 +192,7 @@ def run(
     # The config first: a typo fails in a moment, before torch and transformers are imported.
     run_config = load_config(config)
     if artifacts is not None:
-        run_config = run_config.model_copy(update={"artifact_root": str(artifacts)})
+        run_config = run_config.model_copy(update={"artifact_root": artifacts})
     from distill.stages.identity import stage_ids
     from distill.stages.inputs import STAGE_KINDS
 

@@ -37,7 +37,7 @@ from distill.redact import install_log_redaction
 from distill.reporting.report import Entry
 from distill.stages import identity
 from distill.stages.identity import StageId
-from distill.store.artifacts import check_writable, resolve_root
+from distill.store.artifacts import check_artifact_root
 from flows.student import submit_student
 from flows.submitter import Model, StageSubmitter
 from flows.sweep import SweepOutcome, publish_sweep, run_sweep, sweep_table
@@ -68,7 +68,7 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     cached; their successors follow, because their upstream manifests change.
     """
     logger = get_run_logger()
-    check_writable(resolve_root(config.artifact_root))
+    check_artifact_root(config.artifact_root)
     ensure_gpu_limit()
     # With a GPU, independent stages are submitted together and take turns on the `gpu` limit; on a
     # CPU-only machine they run one after another: the cores are shared anyway, and Prefect's own

@@ -7,6 +7,11 @@ the kernel drops them when the holding process dies, however it dies.
 
 Two concurrent runs of one stage: the first takes the lock and trains, the second blocks
 on the lock, then finds the committed cache record and returns it as Cached.
+
+With an object-store artifact root the lock files live in each node's local cache: they
+stop one machine from computing a stage twice, nothing more. Runs on different machines
+may both compute it; the store's conditional commit of the manifest makes one build win
+for all of them (distill/store/remote.py). Locks save compute; they never decide correctness.
 """
 
 from __future__ import annotations

@@ -150,12 +150,15 @@ class TrainingMonitoring:
         """The options a stage body trains with (`callbacks`) while it computes `directory`; the terminal's
         progress comes from the monitor's bars, not the Trainer's tqdm."""
         # Here, not at the top: the trackers load transformers' integrations (seconds), which a cached run never needs.
+        from distill.training.checkpoints import MirrorCheckpoints
         from distill.training.tracking import TrackedStage, stage_trackers
 
         stage = TrackedStage(self.run, self.slug, directory.path.name, flow_run_id=flow_run.get_id())
         with stage_trackers(self.tracking, stage) as trackers:
             self.trackers = trackers
             callbacks = [PrefectTrainingMonitor(self.slug), *trackers.callbacks]
+            if directory.remote is not None:  # checkpoints go to the object store too: a retry elsewhere resumes
+                callbacks.append(MirrorCheckpoints(directory.checkpoint_saved))
             yield {"callbacks": callbacks}
 
     def publish(self) -> None:

@@ -11,7 +11,7 @@ from distill.config import RunConfig
 from distill.reporting.files import read_loss_curve, write_report
 from distill.reporting.report import Entry, leaderboard_rows
 from distill.stages.plan import task_metric_name
-from distill.store.artifacts import resolve_root
+from distill.store.artifacts import remote_store, resolve_root
 
 
 @task(name="report")
@@ -47,4 +47,7 @@ def report(
     )
     create_markdown_artifact(markdown=markdown, key="report", description=f"{config.name}: leaderboard and plots")
     get_run_logger().info("report written to %s", run_dir)
+    store = remote_store(config.artifact_root)
+    if store is not None:  # the folder above is this node's cache: the shared copy goes to the store
+        get_run_logger().info("report uploaded to %s", store.put_folder(run_dir, f"runs/{run_name}"))
     return {"leaderboard": rows, "report_dir": str(run_dir), "sweeps": sweeps or []}

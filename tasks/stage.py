@@ -9,12 +9,16 @@ There is one cache, the artifact store: Prefect reads its cache records from the
 directories themselves (`tasks/records.py`), so a stage is `Cached` exactly when
 `<root>/<stage>/<key>/` is complete and intact. Runs computing one key at once serialise on
 `flock` locks (`tasks/locking.py`), which the kernel releases if the holder dies.
+
+With an object-store root (`s3://...`) the locks sit in this node's cache, so runs on one node
+compute a key once; runs on different nodes may both compute it, and the store's conditional
+commit makes one build win for all of them (`distill.store.remote`). The locks only save compute;
+correctness never depends on them.
 """
 
 from __future__ import annotations
 
 import inspect
-import shutil
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +34,7 @@ from distill.config import RunConfig
 from distill.errors import DistillError, is_transient
 from distill.stages.inputs import ArtifactRef, StageInput
 from distill.stages.plan import artifact_ref
-from distill.store.artifacts import StageDirectory, StageResult, resolve_root
+from distill.store.artifacts import StageDirectory, StageResult, resolve_root, stage_directory
 from distill.store.attempts import attempt
 from distill.store.fingerprint import code_fingerprint, hash_object
 from tasks.compute import compute_slot, process_slot
@@ -123,8 +127,8 @@ STAGE_TASK_OPTIONS: dict[str, Any] = {
 
 def bind(task: Task, spec: StageSpec, config: RunConfig, *, refresh: bool = False) -> Task:
     """The task with content-keyed, lock-guarded caching on the run's artifact store."""
-    root = resolve_root(config.artifact_root)
-    records = StageDirectoryRecords.for_root(root)
+    root = resolve_root(config.artifact_root)  # for an object store, this node's cache: the locks are per node
+    records = StageDirectoryRecords.for_root(config.artifact_root)
     policy = CacheKeyFnPolicy(cache_key_fn=_cache_key_fn(spec)).configure(
         isolation_level="SERIALIZABLE", lock_manager=FlockLockManager(root / PREFECT_DIR / "locks")
     )
@@ -142,18 +146,29 @@ def run_stage(inputs: StageInput, artifact_root: str, body: Callable[[StageDirec
     # Concurrent stages take turns on the CPU cores or the GPU (tasks/compute.py); that includes hashing
     # and verifying files here, which would otherwise run beside another stage's latency measurement.
     with compute_slot():
-        return _run_stage(inputs, resolve_root(artifact_root), body)
+        return _run_stage(inputs, artifact_root, body)
 
 
-def _run_stage(inputs: StageInput, root: Path, body: Callable[[StageDirectory], dict[str, Any]]) -> StageResult:
+def resume_from_store(directory: StageDirectory) -> Path | None:
+    """Fetch the stage's newest remote checkpoint (an attempt elsewhere got further than any local one), so
+    the body's Trainer resumes from it; None when the root is local or nothing newer is there."""
+    if directory.remote is None:
+        return None
+    from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint  # here: loads transformers
+
+    local = latest_valid_checkpoint(directory.checkpoints)
+    return directory.fetch_checkpoint(checkpoint_step(local) if local is not None else None)
+
+
+def _run_stage(inputs: StageInput, artifact_root: str, body: Callable[[StageDirectory], dict[str, Any]]) -> StageResult:
     logger = get_run_logger()
     name = inputs.kind
-    directory = StageDirectory(root, name, stage_key(inputs))
+    directory = stage_directory(artifact_root, name, stage_key(inputs))
     context = TaskRunContext.get()
     if context is not None and context.task.refresh_cache:
         # An explicit refresh means recompute from scratch: no reuse, no resume.
         logger.info("%s: refresh requested; discarding %s", name, directory.path)
-        shutil.rmtree(directory.path, ignore_errors=True)
+        directory.discard()
     else:
         check = directory.verify()
         if check.ok:  # completed by another run since this one looked (or the task was called without caching)
@@ -162,6 +177,9 @@ def _run_stage(inputs: StageInput, root: Path, body: Callable[[StageDirectory], 
         if directory.path.is_dir():  # e.g. a run killed while training or writing: say why it is redone
             logger.info("%s: %s is not usable (%s); recomputing", name, directory.path, check.reason)
     directory.prepare()
+    fetched = resume_from_store(directory)
+    if fetched is not None:
+        logger.info("%s: fetched %s from the artifact store to resume from", name, fetched.name)
     logger.info("%s: computing into %s", name, directory.path)
     # The stage's own work (training, evaluation, writing its files), without the key, hashes, manifest or
     # Prefect around it: what the stage cost, and what orchestration overhead is measured against. Recorded

@@ -23,6 +23,9 @@ from distill.models.tiny import build_tiny_bert  # noqa: E402
 # A session's `mlflow server` on SQLite (tests/mlflow_server.py), for the tests of `tracking.mlflow`.
 from tests.mlflow_server import mlflow_server  # noqa: E402, F401
 
+# moto's S3 server (an emulator, not a real store: tests/s3_server.py), for `artifact_root: s3://...`.
+from tests.s3_server import s3_root, s3_server  # noqa: E402, F401
+
 # Session fixtures: a `prefect server start` and one `distill run configs/tiny.yaml` against it, shared by
 # tests/ui and tests/deployments (the chain is the slowest thing the suite runs; it runs once).
 from tests.tiny_chain_run import prefect_ui_server, tiny_chain_run  # noqa: E402, F401

@@ -56,7 +56,11 @@ class RunConfig(StrictModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name, used in artifact paths.")
     seed: int = Field(default=42, description="Seeds data sampling, initialisation and training.")
-    artifact_root: str = Field(default="./artifacts", description="Where stage outputs are written.")
+    artifact_root: str = Field(
+        default="./artifacts",
+        description="Where stage outputs are written: a folder (local or a shared mount), or s3://bucket/prefix to "
+        "share finished stages between machines (each keeps a local cache; see deployments/README.md).",
+    )
     data: DataConfig
     teacher: TeacherConfig
     augmentation: AugmentConfig | None = Field(

@@ -1,6 +1,7 @@
 """The run report on disk: leaderboard.csv, plots, a markdown summary, and the final student exported.
 
-Everything goes to one folder, `<artifact_root>/runs/<run name>/`. Plots are PNG files next
+Everything goes to one folder, `<artifact_root>/runs/<run name>/` (for an object-store root, in this
+node's cache, and the report task uploads it to `<prefix>/runs/<run name>/`). Plots are PNG files next
 to the report, and the markdown for the Prefect UI embeds them as data URIs, because the UI
 cannot read the artifact store.
 """

@@ -9,6 +9,10 @@ valid `_COMPLETE` is unfinished: it is never served as a result, only resumed or
 
 What travels between stages is a `StageResult` (uri, manifest hash, metrics): a few
 hundred bytes, never a model or tensor.
+
+An artifact root may also be an object store (`s3://bucket/prefix`, see `distill.store.remote`): the
+directories then live in a per-node cache, a stage is complete once its manifest is committed to the
+store, and a directory missing or damaged in the cache is fetched from the store when it is verified.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from pydantic import BaseModel, Field
 
 import distill
 from distill.errors import ConfigError
-from distill.io import atomic_write_json, atomic_write_text
+from distill.io import atomic_write_bytes, atomic_write_text
 from distill.store.attempts import ATTEMPTS, clear_attempts
 from distill.store.fingerprint import hash_object, sha256_bytes, sha256_file
+from distill.store.remote import ObjectStore, cache_root, is_remote, manifest_files, open_store
 
 MANIFEST = "manifest.json"
 COMPLETE = "_COMPLETE"
@@ -53,14 +58,38 @@ class StageResult(BaseModel):
 
 
 def resolve_root(artifact_root: str) -> Path:
-    """Local directory for an artifact root given as a path or `file://` URL."""
+    """Local directory for an artifact root given as a path or `file://` URL; for an `s3://` root, this node's
+    cache of it (distill.store.remote.cache_root)."""
     parsed = urlparse(artifact_root)
     if parsed.scheme in ("", "file"):
         return Path(parsed.path if parsed.scheme == "file" else artifact_root).expanduser().resolve()
+    if is_remote(artifact_root):
+        return cache_root(artifact_root)
     raise ConfigError(
-        f"artifact_root: {artifact_root!r}: only local paths and file:// URLs are supported "
-        "(mount shared storage and point artifact_root at the mount)"
+        f"artifact_root: {artifact_root!r}: only local paths, file:// and s3:// URLs are supported "
+        "(or mount shared storage and point artifact_root at the mount)"
     )
+
+
+def remote_store(artifact_root: str) -> ObjectStore | None:
+    """The object store behind a remote artifact root; None for a local one."""
+    return open_store(artifact_root) if is_remote(artifact_root) else None
+
+
+def stage_directory(artifact_root: str, stage: str, key: str) -> StageDirectory:
+    """A stage's directory under an artifact root as configured (local, or cached from an object store)."""
+    return StageDirectory(resolve_root(artifact_root), stage, key, remote_store(artifact_root))
+
+
+def check_artifact_root(artifact_root: str, *, keep_created: bool = True) -> None:
+    """ConfigError naming artifact_root unless stage outputs can be written: the local root (or cache) is
+    writable and, for an object store, an object can be put and deleted under its prefix."""
+    local = resolve_root(artifact_root)
+    store = remote_store(artifact_root)
+    setting = "artifact_root" if store is None else f"artifact_root: {artifact_root}: local cache"
+    check_writable(local, setting, keep_created=keep_created)
+    if store is not None:
+        store.probe()
 
 
 def check_writable(root: Path, setting: str = "artifact_root", *, keep_created: bool = True) -> None:
@@ -108,11 +137,18 @@ class Verification:
 
 @dataclass(frozen=True)
 class StageDirectory:
-    """One stage output directory and the protocol for writing it safely."""
+    """One stage output directory and the protocol for writing it safely.
+
+    With `remote`, the directory is this node's copy of a stage in an object store: `verify` fetches a
+    stage committed there, `fetch_checkpoint` and `checkpoint_saved` move checkpoints between the two, and
+    `finalize` commits to the store first (blobs, then the manifest, conditionally) and adopts another
+    writer's commit if it lost (its own checkpoints go too, `keep_checkpoints` or not).
+    """
 
     root: Path
     stage: str
     key: str
+    remote: ObjectStore | None = None
 
     @property
     def path(self) -> Path:
@@ -133,7 +169,21 @@ class StageDirectory:
     # ------------------------------------------------------------------ reading
 
     def verify(self) -> Verification:
-        """Complete and intact: marker present, manifest hash matches it, every listed file matches."""
+        """Complete and intact: marker present, manifest hash matches it, every listed file matches.
+
+        With a remote store, a local copy that is not (missing, unfinished, damaged) is replaced by the
+        stage's committed copy in the store when there is one: downloading here is what lets a stage
+        completed on another node be served as cached."""
+        check = self._verify_local()
+        if check.ok or self.remote is None:
+            return check
+        committed = self.remote.read_manifest(self.stage, self.key)
+        if committed is None:
+            return check
+        self._adopt(committed)
+        return self._verify_local()
+
+    def _verify_local(self) -> Verification:
         marker, manifest_path = self.path / COMPLETE, self.path / MANIFEST
         if not self.path.is_dir():
             return Verification(False, "stage directory is missing")
@@ -179,6 +229,33 @@ class StageDirectory:
         (self.path / COMPLETE).unlink(missing_ok=True)
         (self.path / MANIFEST).unlink(missing_ok=True)
 
+    def fetch_checkpoint(self, newer_than: int | None) -> Path | None:
+        """With a remote store: fetch its newest complete checkpoint into `checkpoints` when it is newer than
+        step `newer_than` (the newest valid local one; None: there is none), e.g. one saved by an attempt on
+        another node. Returns the folder fetched, or None."""
+        if self.remote is None:
+            return None
+        steps = self.remote.checkpoint_steps(self.stage, self.key)
+        if not steps or (newer_than is not None and steps[0] <= newer_than):
+            return None
+        return self.remote.download_checkpoint(self.stage, self.key, steps[0], self.checkpoints)
+
+    def discard(self) -> None:
+        """Remove the stage for an explicit recompute: the local directory and, in a remote store, its manifest
+        and checkpoints (a committed manifest would otherwise win over the recompute)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self.remote is not None:
+            self.remote.discard(self.stage, self.key)
+
+    def checkpoint_saved(self, folder: Path) -> None:
+        """A checkpoint was written to `folder` (under `checkpoints`): copy it to the remote store, and drop
+        remote checkpoints the Trainer's rotation has removed locally. Nothing to do for a local root."""
+        if self.remote is None:
+            return
+        self.remote.upload_checkpoint(self.stage, self.key, folder)
+        kept = {child.name for child in self.checkpoints.iterdir() if child.is_dir()}
+        self.remote.prune_checkpoints(self.stage, self.key, kept)
+
     def finalize(
         self,
         *,
@@ -188,7 +265,11 @@ class StageDirectory:
         code_version: str,
         keep_checkpoints: bool = False,
     ) -> StageResult:
-        """Hash every output file into manifest.json, then write `_COMPLETE` last."""
+        """Hash every output file into manifest.json, then write `_COMPLETE` last.
+
+        With a remote store the commit happens there first: blobs, then the manifest with a conditional
+        create. A writer that loses the race adopts the winner's manifest and files, and returns the
+        winner's result; locks play no part in this (see distill.store.remote)."""
         if not keep_checkpoints:
             shutil.rmtree(self.checkpoints, ignore_errors=True)
         files = {}
@@ -210,9 +291,36 @@ class StageDirectory:
             "metrics": metrics,
             "files": files,
         }
-        atomic_write_json(self.path / MANIFEST, manifest)
-        atomic_write_text(self.path / COMPLETE, sha256_file(self.path / MANIFEST) + "\n")
+        data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+        if self.remote is not None:
+            self.remote.upload_blobs(self.path, files)
+            committed = self.remote.commit_manifest(self.stage, self.key, data)
+            if committed != data:  # another writer committed first: its build is the stage's
+                self._adopt(committed)
+            if not keep_checkpoints:
+                self.remote.remove_checkpoints(self.stage, self.key)
+            if committed != data:
+                return self.result()
+        atomic_write_bytes(self.path / MANIFEST, data)
+        atomic_write_text(self.path / COMPLETE, sha256_bytes(data) + "\n")
         # Its attempts are in the manifest's metrics now (tasks.stage); a later rebuild counts its own. (A crash
         # between the line above and this one would leave them to be counted again by such a rebuild.)
         clear_attempts(self.attempts)
         return self.result()
+
+    def _adopt(self, data: bytes) -> None:
+        """Make the local directory the stage a remote manifest (`data`) describes: withdraw completion, drop
+        outputs it does not list, fetch those missing or different (sha256-checked), then write the manifest's
+        exact bytes and `_COMPLETE`."""
+        (self.path / COMPLETE).unlink(missing_ok=True)
+        files = manifest_files(data)
+        if self.path.is_dir():
+            shutil.rmtree(self.checkpoints, ignore_errors=True)
+            for file in [p for p in self.path.rglob("*") if p.is_file()]:
+                name = file.relative_to(self.path).as_posix()
+                if name not in files and name != COMPLETE and "/." not in f"/{name}":
+                    file.unlink(missing_ok=True)
+        self.remote.download_files(self.path, files)
+        atomic_write_bytes(self.path / MANIFEST, data)
+        clear_attempts(self.attempts)
+        atomic_write_text(self.path / COMPLETE, sha256_bytes(data) + "\n")

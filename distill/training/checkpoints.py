@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,22 @@ class TrainingClock(TrainerCallback, ExportableState):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         self._stopped = time.perf_counter()
+        return control
+
+
+class MirrorCheckpoints(TrainerCallback):
+    """Hands each checkpoint the Trainer saves to `saved` (e.g. `StageDirectory.checkpoint_saved`, which copies
+    it to a remote artifact store, so that a retry on another machine resumes from it).
+
+    `on_save` runs after the Trainer has written the checkpoint and rotated old ones out (save_total_limit)."""
+
+    def __init__(self, saved: Callable[[Path], None]) -> None:
+        self.saved = saved
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if checkpoint_is_valid(folder):
+            self.saved(folder)
         return control
 
 

@@ -9,6 +9,7 @@ also runs as a real process, for the true exit code and stderr.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import types
@@ -591,3 +592,38 @@ def test_a_tracker_that_is_not_installed_fails_naming_the_extra(
     code, _, stderr = run_in_process(argv, monkeypatch, capsys)
     assert_one_line_error(code, stderr, ["tracking.mlflow: the mlflow package is not installed", "distill[tracking]"])
     assert_nothing_written(inputs)
+
+
+@pytest.mark.parametrize("broken", ["missing-bucket", "unreachable-endpoint", "s3fs-not-installed"])
+def test_an_unusable_object_store_fails_in_preflight(
+    broken: str,
+    inputs: Inputs,
+    s3_root: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--artifacts s3://...` on moto's S3 server (tests/s3_server.py): a probe object put and deleted decides."""
+    import boto3
+
+    from distill_cli.server import free_port
+
+    bucket = s3_root.split("/")[2]
+    objects = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    root, fragment = s3_root, {
+        "missing-bucket": "bucket does not exist",
+        "unreachable-endpoint": "Could not connect",
+        "s3fs-not-installed": "pip install 'distill[s3]'",
+    }[broken]
+    if broken == "missing-bucket":
+        root = s3_root.replace(bucket, f"{bucket}-missing")
+    elif broken == "unreachable-endpoint":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    else:
+        monkeypatch.setitem(sys.modules, "s3fs", None)  # how Python marks a module that cannot be imported
+    cache = inputs.root / "cache"
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(cache))
+    prepare(inputs, lambda i: None)
+    code, _, stderr = run_in_process(["run", str(inputs.config_path), "--artifacts", root], monkeypatch, capsys)
+    assert_one_line_error(code, stderr, [f"artifact_root: {root}", fragment])
+    assert not cache.exists(), "a rejected run left its local cache behind"
+    assert objects.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

@@ -67,8 +67,10 @@ def test_prepare_withdraws_completion_but_keeps_checkpoints(tmp_path: Path) -> N
 
 def test_roots(tmp_path: Path) -> None:
     assert resolve_root(f"file://{tmp_path}") == tmp_path
-    with pytest.raises(ConfigError, match="only local paths and file:// URLs"):
-        resolve_root("s3://bucket/x")
+    with pytest.raises(ConfigError, match="only local paths, file:// and s3:// URLs"):
+        resolve_root("gs://bucket/x")
+    # An object store's local root is this node's cache, one folder per root URL (trailing slash or not).
+    assert resolve_root("s3://bucket/x") == resolve_root("s3://bucket/x/") != resolve_root("s3://bucket/y")
     blocked = tmp_path / "ro"
     blocked.mkdir()
     blocked.chmod(0o500)
