@@ -112,7 +112,10 @@ def _postgres_user() -> dict:
     """Popen arguments that run PostgreSQL as `postgres` when we are root (it refuses root)."""
     if os.getuid() != 0:
         return {}
-    user = pwd.getpwnam("postgres")
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        raise ClusterError("PostgreSQL refuses to run as root and there is no `postgres` user to run it") from None
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
