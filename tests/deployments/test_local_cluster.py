@@ -42,17 +42,26 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterState]:
-    """Two process workers on a PostgreSQL-backed server; prefect.yaml deployed onto it."""
+def _skip_without_postgres() -> None:
     if postgres_bin_dir() is None:
         reason = "needs PostgreSQL's initdb (apt-get install postgresql; .ci/run does)"
         if _in_ci():
             pytest.fail(f"CI must run the cluster tests: {reason}")
         pytest.skip(reason)
+
+
+def _state_dir() -> Path:
     # Not under pytest's tmp_path: as root, PostgreSQL runs as `postgres`, which must reach its folder.
     state_dir = Path(tempfile.mkdtemp(prefix="distill-cluster-"))
     state_dir.chmod(0o755)
+    return state_dir
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ClusterState]:
+    """Two process workers on a PostgreSQL-backed server; prefect.yaml deployed onto it."""
+    _skip_without_postgres()
+    state_dir = _state_dir()
     saved = os.environ.get("PREFECT_WORKER_QUERY_SECONDS")
     os.environ["PREFECT_WORKER_QUERY_SECONDS"] = "2"  # workers poll often: the tests wait on them
     try:
@@ -228,3 +237,31 @@ def test_down_stops_exactly_what_up_started(cluster: ClusterState) -> None:
     assert _processes_in_groups({process.pid for process in cluster.processes}) == []  # nor their children
     assert not any(_listening(port) for port in ports)
     assert down(Path(cluster.state_dir)) == []  # idempotent
+
+
+@pytest.mark.timeout(300)
+def test_an_interrupted_up_leaves_no_process_behind() -> None:
+    """`up` killed (SIGTERM) once PostgreSQL and the server are running: it stops them before it exits."""
+    _skip_without_postgres()
+    state_dir = _state_dir()
+    try:
+        command = [sys.executable, "-m", "deployments.local_cluster", "up", "--workers", "1"]
+        command += ["--state-dir", str(state_dir)]
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        state = prefect_api.poll(
+            lambda: ClusterState.load(state_dir),
+            lambda state: state is not None and state.api_url is not None,  # server healthy; workers next
+            240,
+        )
+        assert state is not None and state.api_url, process.communicate(timeout=60)[0]
+        process.terminate()
+        output = process.communicate(timeout=120)[0]
+        assert process.returncode != 0, output
+        state = ClusterState.load(state_dir)
+        assert {"postgres", "server"} <= {p.name for p in state.processes}
+        assert not any(running(p) for p in state.processes), output
+        assert _processes_in_groups({p.pid for p in state.processes}) == []
+        assert not any(_listening(port) for port in (state.postgres_port, state.server_port))
+    finally:
+        down(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
