@@ -158,8 +158,9 @@ def _check_registered(state: ClusterState) -> None:
 
 
 def _shared_teacher_config(path: Path, artifact_root: Path, student_layers: int) -> Path:
-    """tiny.yaml's data and teacher (4 steps), one stage with a student of `student_layers` layers (4 steps per
-    step), no augmentation, baseline or exports: two of these share the teacher stage and its evaluation."""
+    """tiny.yaml's data and teacher (4 steps), one stage distilling (prediction layer only, 4 steps) a student of
+    `student_layers` layers, no augmentation, baseline or exports: two of these share the teacher stage and its
+    evaluation, and each has its own student stages."""
     raw = yaml.safe_load(TINY.read_text())
     raw["artifact_root"] = str(artifact_root)
     raw.pop("augmentation")
@@ -168,8 +169,8 @@ def _shared_teacher_config(path: Path, artifact_root: Path, student_layers: int)
     stage = raw["stages"][0]
     stage.update(name=f"student-{student_layers}l", baseline=False)
     stage["student"]["fresh"]["num_layers"] = student_layers
-    for step in ("intermediate_layer", "prediction_layer"):
-        stage[step]["training"].update(max_steps=4, logging_steps=2, save_steps=100)
+    stage["intermediate_layer"] = None  # one training step per student is enough to show what is shared
+    stage["prediction_layer"]["training"].update(max_steps=4, logging_steps=2, save_steps=100)
     raw["stages"] = [stage]
     path.write_text(yaml.safe_dump(raw))
     return path
