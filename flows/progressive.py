@@ -42,7 +42,7 @@ from flows.student import submit_student
 from flows.submitter import Model, StageSubmitter
 from flows.sweep import SweepOutcome, publish_sweep, run_sweep, sweep_table
 from tasks.augment import AUGMENT, augment_training_data
-from tasks.compute import ensure_gpu_limit, gpu_present
+from tasks.compute import describe_devices, gpu_present
 from tasks.distill import BASELINE, train_baseline
 from tasks.export import EXPORT, export_model
 from tasks.report import report
@@ -69,8 +69,8 @@ def progressive_distillation(config: RunConfig, refresh: list[str] | None = None
     """
     logger = get_run_logger()
     check_artifact_root(config.artifact_root)
-    ensure_gpu_limit()
-    # With a GPU, independent stages are submitted together and take turns on the `gpu` limit; on a
+    logger.info("devices: %s", describe_devices())  # which GPU this run's worker gave it (one worker per GPU)
+    # With a GPU, independent stages are submitted together and take turns on their device; on a
     # CPU-only machine they run one after another: the cores are shared anyway, and Prefect's own
     # work for a waiting stage would otherwise run beside another stage's latency measurement.
     submit = StageSubmitter(config, set(refresh or []), concurrent=gpu_present())

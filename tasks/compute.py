@@ -1,4 +1,4 @@
-"""One heavy stage at a time per process, and per GPU across processes and machines.
+"""One heavy stage at a time per process, and per GPU across the processes of one machine.
 
 The flow submits independent stages (a baseline and its distilled twin, an evaluation and
 the next stage) concurrently, so Prefect shows and schedules the real graph. Their compute
@@ -6,20 +6,36 @@ is then serialised here:
   - within a process by a lock: Python threads share torch's and transformers' global RNGs
     (`set_seed`, dropout), so two trainings at once would make each other irreproducible, and
     CPU latency measured next to a training run would be wrong;
-  - on a machine with a GPU, also by the `gpu` global concurrency limit (created with 1 slot
-    if missing), so every worker process on every machine sharing the Prefect server takes
-    its turn on the device. Raise the limit (`prefect gcl update gpu --limit N`) for N GPUs.
+  - on a machine with GPUs, also by one `flock` lock per device this process sees, named by the
+    device's UUID (`CUDA_VISIBLE_DEVICES` renumbers devices per process; the UUID does not), in
+    a machine-local folder. Processes given the same GPU take turns on it; processes on
+    different GPUs never wait for each other. The kernel drops a lock when its holder dies.
+
+Devices are assigned by whoever starts the process, not here: one process worker per GPU,
+each started with `CUDA_VISIBLE_DEVICES=<i>` and `--limit 1` (`deployments/local_cluster.py up
+--devices 0,1`), or one GPU per Kubernetes pod (`deployments/k8s/base-job-template.json`).
+A cluster-wide counter (a Prefect global concurrency limit) cannot do this: it counts slots,
+it does not say which device a slot is on.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import re
+import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
-GPU_LIMIT = "gpu"
+from distill.errors import DistillError
+
 _PROCESS_LOCK = threading.RLock()
+# Machine-local on purpose: a device is a machine's, and flock on a shared volume would make two machines'
+# "GPU 0" one lock. Set DISTILL_DEVICE_LOCK_DIR to a folder every process of the machine can write.
+DEVICE_LOCK_DIR_ENV = "DISTILL_DEVICE_LOCK_DIR"
 
 log = logging.getLogger("distill")
 
@@ -30,20 +46,52 @@ def gpu_present() -> bool:
     return torch.cuda.is_available()
 
 
-def ensure_gpu_limit() -> None:
-    """Create the `gpu` global concurrency limit (1 slot) when this machine has a GPU and the server lacks it."""
+def visible_devices() -> list[str]:
+    """The UUIDs of the GPUs this process sees, in CUDA's order (cuda:0 first); empty without CUDA."""
     if not gpu_present():
-        return
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectNotFound
+        return []
+    import torch
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(GPU_LIMIT)
-        except ObjectNotFound:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=1))
-            log.info("created global concurrency limit '%s' with 1 slot", GPU_LIMIT)
+    return [str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count())]
+
+
+def describe_devices() -> str:
+    """One line for a run's log: which devices its worker gave it, and how many GPUs it sees."""
+    assigned = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+    return f"CUDA_VISIBLE_DEVICES={assigned}, {len(visible_devices())} GPU(s) visible"
+
+
+def device_lock_dir() -> Path:
+    return Path(os.environ.get(DEVICE_LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "distill-device-locks")
+
+
+def _lock_file(lock_dir: Path, device: str) -> Path:
+    return lock_dir / (re.sub(r"[^A-Za-z0-9_.-]", "_", device) + ".lock")
+
+
+@contextmanager
+def device_locks(devices: Sequence[str], lock_dir: Path | None = None) -> Iterator[None]:
+    """Hold an exclusive `flock` on each device id (e.g. a GPU UUID) until the block ends.
+
+    Ids are locked in sorted order, so two processes wanting overlapping sets never deadlock. A lock
+    held by another process is waited for, with one log line naming the holder.
+    """
+    lock_dir = lock_dir or device_lock_dir()
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as held:
+        for device in sorted(set(devices)):
+            handle = held.enter_context(open(_lock_file(lock_dir, device), "a+b"))  # noqa: SIM115 - held open
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().decode(errors="replace").strip() or "another process"
+                log.info("waiting for device %s (held by %s)", device, holder)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            os.ftruncate(handle.fileno(), 0)  # who holds it, for the line above and for a person looking
+            handle.write(f"pid {os.getpid()}\n".encode())
+            handle.flush()
+        yield
 
 
 @contextmanager
@@ -55,13 +103,12 @@ def process_slot() -> Iterator[None]:
 
 
 @contextmanager
-def compute_slot() -> Iterator[None]:
-    """Hold this process's compute lock, and a `gpu` slot when there is a GPU, for the duration of a stage."""
+def compute_slot(devices: int = 1) -> Iterator[None]:
+    """Hold this process's compute lock and, on a GPU machine, the first `devices` GPUs it sees (cuda:0
+    onwards), for the duration of a stage."""
     with _PROCESS_LOCK:
-        if gpu_present():
-            from prefect.concurrency.sync import concurrency
-
-            with concurrency(GPU_LIMIT, occupy=1, strict=True):
-                yield
-        else:
+        visible = visible_devices()
+        if visible and len(visible) < devices:
+            raise DistillError(f"this stage needs {devices} GPUs; this process sees {len(visible)}")
+        with device_locks(visible[:devices]):
             yield
