@@ -1,6 +1,7 @@
 """The spine on configs/tiny.yaml: full run, cached re-run, recompute after damage (and the logged reason),
 kill -9 while training and while writing a stage's files (resume, recompute, same result as an uninterrupted
-run), and two concurrent runs that train each stage once."""
+run). Concurrent runs computing a shared stage once: tests/deployments/test_local_cluster.py (two runs on
+two workers at once) and tests/tasks/test_locking.py."""
 
 from __future__ import annotations
 
@@ -240,25 +241,6 @@ def test_kill_9_while_training_then_while_writing_files(
     # Latency is reported for the precision the run uses, timed in the measuring process at its threads.
     assert stages[1]["metrics"]["latency_precision"] == resolve_precision(load_config(config).precision)
     assert stages[1]["metrics"]["latency_threads"] == 1 and stages[1]["metrics"]["latency_p50_ms"] > 0
-
-
-def test_two_concurrent_runs_train_each_stage_once(tmp_path: Path, prefect_server: str) -> None:
-    artifacts = tmp_path / "artifacts"
-    config = write_tiny_variant(tmp_path / "shared.yaml", artifacts)
-    summaries = [tmp_path / "a.json", tmp_path / "b.json"]
-    runs = [start_run(config, prefect_server, "--summary-json", str(s)) for s in summaries]
-    outputs = [run.communicate(timeout=400)[0] for run in runs]
-    assert all(run.returncode == 0 for run in runs), outputs
-    by_run = [{stage["name"]: stage for stage in json.loads(s.read_text())["stages"]} for s in summaries]
-    for stage in sorted(ALL):
-        seen = sorted(run[stage]["status"] for run in by_run)
-        # On failure show each run's stage directory (the same one: a lock or cache-record problem; different
-        # ones: the runs computed different keys) and task-level lines (states, retries, cache decisions).
-        uris = [run[stage]["uri"] for run in by_run]
-        trail = ["\n".join(line for line in out.splitlines() if "task_runs" in line) for out in outputs]
-        assert seen == ["cached", "completed"], (stage, uris, trail)
-    # teacher, intermediate, prediction, baseline: each trained once across both runs
-    assert sum(output.count("training: ") for output in outputs) == 4
 
 
 def test_logs_and_artifacts_reach_the_prefect_api(finished_run: FinishedRun) -> None:
