@@ -55,13 +55,14 @@ def process_slot() -> Iterator[None]:
 
 
 @contextmanager
-def compute_slot() -> Iterator[None]:
-    """Hold this process's compute lock, and a `gpu` slot when there is a GPU, for the duration of a stage."""
+def compute_slot(devices: int = 1) -> Iterator[None]:
+    """Hold this process's compute lock, and `devices` `gpu` slots when there is a GPU, for the duration of a
+    stage (a stage training on N devices holds N: see `training.devices`)."""
     with _PROCESS_LOCK:
         if gpu_present():
             from prefect.concurrency.sync import concurrency
 
-            with concurrency(GPU_LIMIT, occupy=1, strict=True):
+            with concurrency(GPU_LIMIT, occupy=devices, strict=True):
                 yield
         else:
             yield

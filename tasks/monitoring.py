@@ -156,7 +156,10 @@ class TrainingMonitoring:
         with stage_trackers(self.tracking, stage) as trackers:
             self.trackers = trackers
             callbacks = [PrefectTrainingMonitor(self.slug), *trackers.callbacks]
-            yield {"callbacks": callbacks}
+            # A stage training on several devices runs its Trainer in torchrun's processes, out of these
+            # callbacks' sight: its ranks' output lines (rank 0's progress) come to the task run's log instead.
+            logger = get_run_logger()
+            yield {"callbacks": callbacks, "output": lambda line: logger.info("%s: %s", self.slug, line)}
 
     def publish(self) -> None:
         """Where the stage's curves went: a link to its MLflow run, its TensorBoard folder. A cached stage trained
