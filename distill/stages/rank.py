@@ -9,6 +9,7 @@ them into the stage's log) and reports the stage's metrics.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -17,16 +18,17 @@ from typing import Any
 from transformers import TrainerCallback
 
 from distill.io import atomic_write_json
-from distill.stages import intermediate, prediction, teacher
 from distill.stages.distributed import die_with_parent, read_spec
 from distill.training import distributed
 from distill.training.progress import TrainingPace, format_duration, progress_text
 
+# By stage kind; imported when a rank runs one (every rank pays each import, and torch's and transformers'
+# take seconds already).
 BODIES = {
-    "finetune_teacher": teacher.finetune_teacher,
-    "distill_intermediate_layers": intermediate.distill_intermediate_layers,
-    "distill_prediction_layer": prediction.distill_prediction_layer,
-    "train_baseline": prediction.train_baseline,
+    "finetune_teacher": ("distill.stages.teacher", "finetune_teacher"),
+    "distill_intermediate_layers": ("distill.stages.intermediate", "distill_intermediate_layers"),
+    "distill_prediction_layer": ("distill.stages.prediction", "distill_prediction_layer"),
+    "train_baseline": ("distill.stages.prediction", "train_baseline"),
 }
 
 
@@ -64,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     if inputs.devices != distributed.world_size():
         raise RuntimeError(f"the spec asks for {inputs.devices} devices; torchrun started {distributed.world_size()}")
     distributed.init_process_group()
-    metrics = BODIES[inputs.kind](inputs, directory, callbacks=[PrintProgress()])
+    module, name = BODIES[inputs.kind]
+    body = getattr(importlib.import_module(module), name)
+    metrics = body(inputs, directory, callbacks=[PrintProgress()])
     if distributed.is_main_process():
         atomic_write_json(result, metrics)
     distributed.destroy_process_group()

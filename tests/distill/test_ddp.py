@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from distill.config import RunConfig
 from distill.data.synthetic import vocabulary
 from distill.models.tiny import build_tiny_bert
 from distill.stages import distributed as on_devices
-from distill.stages.plan import model_artifact, plan_baseline, plan_prediction, plan_teacher
+from distill.stages.plan import model_artifact, plan_prediction, plan_teacher
 from distill.stages.prediction import distill_prediction_layer
 from distill.stages.teacher import finetune_teacher
 from distill.store.artifacts import StageDirectory
@@ -111,28 +112,52 @@ def assert_same_files_but_rank_states(single: StageDirectory, ranks: StageDirect
     assert renamed == one
 
 
-def test_teacher_on_two_cpu_processes_trains_as_one_with_twice_the_batch(teacher_path: Path, tmp_path: Path) -> None:
-    single_config = run_config(tmp_path / "one", teacher_path, devices=1, batch_size=2 * BATCH)
-    ranks_config = run_config(tmp_path / "two", teacher_path, devices=2, batch_size=BATCH)
-    single = stage_directory(tmp_path / "one", "finetune_teacher")
-    ranks = stage_directory(tmp_path / "two", "finetune_teacher")
+class TeacherRuns:
+    """The teacher stage trained by one process (batch 2b) and by two (batch b each), and the latter's output."""
 
-    single_metrics = finetune_teacher(plan_teacher(single_config), single)
-    lines: list[str] = []
-    started = time.perf_counter()
-    ranks_metrics = finetune_teacher(plan_teacher(ranks_config), ranks, output=lines.append)
-    print(f"two-process teacher stage: {time.perf_counter() - started:.1f} s")
+    def __init__(self, root: Path, teacher: Path) -> None:
+        self.single = stage_directory(root / "one", "finetune_teacher")
+        self.ranks = stage_directory(root / "two", "finetune_teacher")
+        self.ranks_inputs = plan_teacher(run_config(root / "two", teacher, devices=2, batch_size=BATCH))
+        self.single_metrics = finetune_teacher(
+            plan_teacher(run_config(root / "one", teacher, devices=1, batch_size=2 * BATCH)), self.single
+        )
+        self.lines: list[str] = []
+        started = time.perf_counter()
+        self.ranks_metrics = finetune_teacher(self.ranks_inputs, self.ranks, output=self.lines.append)
+        print(f"two-process teacher stage: {time.perf_counter() - started:.1f} s")
 
+
+@pytest.fixture(scope="module")
+def teacher_runs(teacher_path: Path, tmp_path_factory: pytest.TempPathFactory) -> TeacherRuns:
+    return TeacherRuns(tmp_path_factory.mktemp("teacher-runs"), teacher_path)
+
+
+def test_teacher_on_two_cpu_processes_trains_as_one_with_twice_the_batch(teacher_runs: TeacherRuns) -> None:
+    single, ranks = teacher_runs.single_metrics, teacher_runs.ranks_metrics
     # The Trainer trained as one group of two (a rank alone would say 1), on the global batch of one process.
-    assert single_metrics["train_devices"] == 1 and ranks_metrics["train_devices"] == 2
-    assert ranks_metrics["train_steps"] == single_metrics["train_steps"] == STEPS
-    difference = max_difference(weights(single), weights(ranks))
+    assert single["train_devices"] == 1 and ranks["train_devices"] == 2
+    assert ranks["train_steps"] == single["train_steps"] == STEPS
+    difference = max_difference(weights(teacher_runs.single), weights(teacher_runs.ranks))
     print(f"max weight difference, teacher: {difference:.3g}")
     assert difference <= ATOL
-    assert ranks_metrics["train_loss"] == pytest.approx(single_metrics["train_loss"], abs=1e-5)
-    assert_same_files_but_rank_states(single, ranks)
+    assert ranks["train_loss"] == pytest.approx(single["train_loss"], abs=1e-5)
+    assert_same_files_but_rank_states(teacher_runs.single, teacher_runs.ranks)
     # Rank 0's progress lines reach the stage's output unprefixed.
-    assert any(line.startswith(f"step {STEPS}/{STEPS}") for line in lines), lines
+    assert any(line.startswith(f"step {STEPS}/{STEPS}") for line in teacher_runs.lines), teacher_runs.lines
+
+
+def test_ranks_resume_from_the_newest_checkpoint(teacher_runs: TeacherRuns, tmp_path: Path) -> None:
+    """A relaunch finds rank 0's checkpoints (and rank 1's RNG state in them) and trains only what is left."""
+    directory = StageDirectory(tmp_path, "finetune_teacher", "key")
+    shutil.copytree(teacher_runs.ranks.path, directory.path)
+    shutil.rmtree(directory.model_dir)  # as if killed after its last checkpoint
+    shutil.rmtree(directory.checkpoints / f"checkpoint-{STEPS}")  # ... and before the final one
+    resumed = finetune_teacher(teacher_runs.ranks_inputs, directory)
+    assert resumed["resumed_from"] == f"checkpoint-{STEPS // 2}" and resumed["train_devices"] == 2
+    # The two steps after the resume are those of the uninterrupted run: same weights, same mean loss.
+    assert max_difference(weights(directory), weights(teacher_runs.ranks)) <= ATOL
+    assert resumed["train_loss"] == pytest.approx(teacher_runs.ranks_metrics["train_loss"], abs=1e-6)
 
 
 def test_prediction_layer_on_two_processes_computes_teacher_logits_once(teacher_path: Path, tmp_path: Path) -> None:
@@ -165,21 +190,6 @@ def test_prediction_layer_on_two_processes_computes_teacher_logits_once(teacher_
     assert ranks_metrics["teacher_pass_seconds"] > 0
     assert len(list((tmp_path / "two" / "teacher_logits").iterdir())) == 1
     assert_same_files_but_rank_states(single, ranks)
-
-
-def test_ranks_resume_from_the_newest_checkpoint(teacher_path: Path, tmp_path: Path) -> None:
-    """A relaunch finds rank 0's checkpoints (and rank 1's RNG state in them) and trains only the rest."""
-    teacher = model_artifact(str(teacher_path))
-    config = run_config(tmp_path, teacher_path, devices=2, batch_size=BATCH)
-    inputs = plan_baseline(config, teacher, "s")
-    directory = stage_directory(tmp_path, inputs.kind)
-    first = on_devices.launch(inputs, directory)
-    assert first["resumed_from"] is None
-    (directory.model_dir / "model.safetensors").unlink()  # as if killed after its last checkpoint
-    lines: list[str] = []
-    second = on_devices.launch(inputs, directory, output=lines.append)
-    assert second["resumed_from"] == f"checkpoint-{STEPS}" and second["train_devices"] == 2
-    assert second["train_loss"] == pytest.approx(first["train_loss"], abs=1e-6)
 
 
 def _rank_processes() -> dict[int, int]:
