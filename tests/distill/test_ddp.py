@@ -22,7 +22,9 @@ from safetensors.torch import load_file
 
 from distill.config import RunConfig
 from distill.data.synthetic import vocabulary
+from distill.errors import ConfigError
 from distill.models.tiny import build_tiny_bert
+from distill.preflight import check_devices
 from distill.stages import distributed as on_devices
 from distill.stages.plan import model_artifact, plan_prediction, plan_teacher
 from distill.stages.prediction import distill_prediction_layer
@@ -240,3 +242,24 @@ def test_a_failing_rank_fails_the_stage_in_one_line_and_leaves_no_rank_behind(
     assert isinstance(error, on_devices.RankFailed) and "\n" not in message
     assert message.startswith("finetune_teacher: rank 1 of 2 failed"), message
     assert not _rank_processes()
+
+
+def test_more_devices_than_gpus_is_refused_at_preflight(teacher_path: Path, tmp_path: Path) -> None:
+    config = run_config(tmp_path, teacher_path, devices=2, batch_size=BATCH)
+    check_devices(config, gpus=2)
+    with pytest.raises(ConfigError, match=r"^teacher\.training\.devices is 2, but this machine has 1 GPU$"):
+        check_devices(config, gpus=1)
+    raw = config.model_dump()
+    raw["teacher"]["finetuned"] = True  # its training does not run, so its devices do not count
+    raw["stages"][0]["prediction_layer"]["training"]["devices"] = 3
+    message = r"^stages\[0\]\.prediction_layer\.training\.devices is 3, but this machine has 2 GPUs$"
+    with pytest.raises(ConfigError, match=message):
+        check_devices(RunConfig.model_validate(raw), gpus=2)
+
+
+def test_every_training_stage_kind_can_run_in_a_rank() -> None:
+    from distill.stages.inputs import STAGE_INPUTS, StageInput
+    from distill.stages.rank import BODIES
+
+    training = {cls.kind for cls in STAGE_INPUTS if cls.training_settings is not StageInput.training_settings}
+    assert training == set(BODIES)
