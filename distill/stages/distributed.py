@@ -2,7 +2,9 @@
 
 A stage whose training asks for `devices: N > 1` is computed by N data-parallel processes (DDP):
 
-    python -m torch.distributed.run --standalone --nproc-per-node N -m distill.stages.rank <spec.json>
+    python -m distill.stages.torchrun <pid> --standalone --nproc-per-node N -m distill.stages.rank <spec.json>
+
+(torchrun, `python -m torch.distributed.run`, armed to end with the stage's process <pid>.)
 
 The spec holds the stage's typed input (every field, locations included) and its directory; each
 rank rebuilds the same data and model from it and runs the stage body, whose HF Trainer joins the
@@ -40,6 +42,7 @@ from distill.training import distributed
 log = logging.getLogger("distill")
 
 RANK_MODULE = "distill.stages.rank"
+TORCHRUN_MODULE = "distill.stages.torchrun"  # torchrun, armed to die with this process
 TAIL_LINES = 20  # of the failing rank's output, in the stage's error
 LAUNCHER = -1  # torchrun's own output, not a rank's
 _STOP_GRACE_S = 10.0
@@ -86,11 +89,13 @@ def read_spec(path: Path) -> tuple[StageInput, StageDirectory, Path]:
     return input_type.model_validate(spec["inputs"]), directory, Path(spec["result"])
 
 
-def die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the process that started this one exits (Linux; elsewhere a no-op)."""
+def die_with_parent(parent: int | None = None) -> bool:
+    """Ask the kernel for SIGTERM when the process (strictly: the thread) that started this one exits (Linux;
+    elsewhere a no-op). False when `parent` is already gone, before the signal was armed."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    return parent is None or os.getppid() == parent
 
 
 def launch(
@@ -108,22 +113,16 @@ def launch(
         spec, result = Path(scratch) / "spec.json", Path(scratch) / "result.json"
         write_spec(spec, inputs, directory, result)
         command = [
-            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
+            sys.executable, "-m", TORCHRUN_MODULE, str(os.getpid()), "--standalone", f"--nproc-per-node={devices}",
             # Each rank's lines marked with its number, so they can be told apart and the failing one's quoted.
             "--tee=3", "--local-ranks-filter=" + ",".join(map(str, range(devices))),
             "-m", RANK_MODULE, str(spec),
         ]  # fmt: skip
         # Each rank pins itself to its own GPU (LOCAL_RANK); OMP threads split the cores between the ranks.
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(_threads_per_rank(devices)))}
-        # Its own process group, so that stopping it stops every rank; and it dies with this process.
+        # Its own process group, so that stopping it stops every rank; it dies with this process (TORCHRUN_MODULE).
         process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
         )
         tails: dict[int, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=TAIL_LINES))
         try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -194,21 +196,30 @@ def test_prediction_layer_on_two_processes_computes_teacher_logits_once(teacher_
     assert_same_files_but_rank_states(single, ranks)
 
 
-def _rank_processes() -> dict[int, int]:
-    """pid -> rank of this user's processes running a stage rank."""
-    found = {}
+def _commands() -> list[tuple[int, list[bytes]]]:
+    """(pid, command line) of this user's processes."""
+    found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-            environment = dict(
-                item.split(b"=", 1) for item in (entry / "environ").read_bytes().split(b"\0") if b"=" in item
-            )
-        except OSError:
-            continue
-        if on_devices.RANK_MODULE.encode() in command and b"RANK" in environment:
-            found[int(entry.name)] = int(environment[b"RANK"])
+        if entry.name.isdigit() and entry.stat().st_uid == os.getuid():
+            try:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().split(b"\0")))
+            except OSError:
+                continue
+    return found
+
+
+def _rank_processes() -> dict[int, int]:
+    """pid -> rank of this user's processes running a stage's rank."""
+    found = {}
+    for pid, command in _commands():
+        if on_devices.RANK_MODULE.encode() in command:
+            try:
+                environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            ranks = [item.removeprefix(b"RANK=") for item in environment if item.startswith(b"RANK=")]
+            if ranks:
+                found[pid] = int(ranks[0])
     return found
 
 
@@ -263,3 +274,31 @@ def test_every_training_stage_kind_can_run_in_a_rank() -> None:
 
     training = {cls.kind for cls in STAGE_INPUTS if cls.training_settings is not StageInput.training_settings}
     assert training == set(BODIES)
+
+
+def test_killing_the_stage_process_ends_torchrun_and_its_ranks(teacher_path: Path, tmp_path: Path) -> None:
+    """The worker running a two-process stage is killed outright (kill -9): no rank trains on as an orphan."""
+    config = run_config(tmp_path, teacher_path, devices=2, batch_size=BATCH, max_steps=10_000, save_steps=1)
+    inputs = plan_teacher(config)
+    directory = stage_directory(tmp_path, inputs.kind)
+    spec = tmp_path / "spec.json"
+    on_devices.write_spec(spec, inputs, directory, tmp_path / "result.json")
+    stage = "import sys; from pathlib import Path; from distill.stages import distributed as d; " + (
+        "inputs, directory, _ = d.read_spec(Path(sys.argv[1])); d.launch(inputs, directory)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", stage, str(spec)], cwd=Path(__file__).parents[2])
+    deadline = time.monotonic() + 120
+    while not (directory.checkpoints / "checkpoint-1").is_dir():  # both ranks are training
+        assert parent.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    assert sorted(_rank_processes().values()) == [0, 1]
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while _rank_processes() or _torchrun_processes():
+        assert time.monotonic() < deadline, (_rank_processes(), _torchrun_processes())
+        time.sleep(0.2)
+
+
+def _torchrun_processes() -> list[int]:
+    return [pid for pid, command in _commands() if on_devices.TORCHRUN_MODULE.encode() in command]
