@@ -29,6 +29,7 @@ from torch import nn
 
 from distill.models.attention import RECORDING_ATTENTION, recorded_attention_scores
 from distill.models.inference import MODEL_INPUTS
+from distill.training import distributed
 from distill.training.layer_map import LayerPair
 from distill.training.losses import attention_kl, attention_mse, masked_mse
 from distill.training.trainer import LengthGroupedTrainer
@@ -167,6 +168,13 @@ class IntermediateDistillationTrainer(LengthGroupedTrainer):
                 self._sums[name] += float(value.detach())
             self._count += 1
         return (loss, student) if return_outputs else loss
+
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # loss_terms calls the student's base model, past the DDP wrapper, whose gradient averaging then never
+        # runs: with several processes each rank would train on its own shard alone (tests/distill/test_ddp.py).
+        distributed.average_gradients(model)
+        return loss
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs and self._count:

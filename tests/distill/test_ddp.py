@@ -28,7 +28,8 @@ from distill.errors import ConfigError
 from distill.models.tiny import build_tiny_bert
 from distill.preflight import check_devices
 from distill.stages import distributed as on_devices
-from distill.stages.plan import model_artifact, plan_prediction, plan_teacher
+from distill.stages.intermediate import distill_intermediate_layers
+from distill.stages.plan import model_artifact, plan_intermediate, plan_prediction, plan_teacher
 from distill.stages.prediction import distill_prediction_layer
 from distill.stages.teacher import finetune_teacher
 from distill.store.artifacts import StageDirectory
@@ -50,7 +51,9 @@ def teacher_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_config(root: Path, teacher: Path, *, devices: int, batch_size: int, **training: Any) -> RunConfig:
+def run_config(
+    root: Path, teacher: Path, *, devices: int, batch_size: int, train: Any = None, **training: Any
+) -> RunConfig:
     settings = {
         "max_steps": STEPS,
         "batch_size": batch_size,
@@ -69,7 +72,7 @@ def run_config(root: Path, teacher: Path, *, devices: int, batch_size: int, **tr
             "artifact_root": str(root),
             "data": {
                 "task": "classification",
-                "train": {"path": "synthetic:sentiment", "split": "train"},
+                "train": train or {"path": "synthetic:sentiment", "split": "train"},
                 "eval": {"path": "synthetic:sentiment", "split": "validation"},
                 "labels": ["0", "1"],
                 "max_seq_length": 24,
@@ -194,6 +197,36 @@ def test_prediction_layer_on_two_processes_computes_teacher_logits_once(teacher_
     assert ranks_metrics["teacher_pass_seconds"] > 0
     assert len(list((tmp_path / "two" / "teacher_logits").iterdir())) == 1
     assert_same_files_but_rank_states(single, ranks)
+
+
+def test_intermediate_layers_on_two_processes_average_their_gradients(teacher_path: Path, tmp_path: Path) -> None:
+    """The trainer calls the student's base model past the DDP wrapper, so it averages gradients itself.
+
+    Its losses are means over real tokens, and the mean over a batch is the mean of its halves' means only
+    when every sentence has as many tokens: here each is four whole-word tokens. (With sentences of other
+    lengths N processes weight tokens a little differently than one process does, as DDP does for any
+    token-mean loss.)
+    """
+    words = [word for word in vocabulary() if word.isalpha()]
+    rows = [" ".join(words[(4 * i + k) % len(words)] for k in range(4)) + f"\t{i % 2}\n" for i in range(ROWS)]
+    data = tmp_path / "train.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(rows))
+    teacher = model_artifact(str(teacher_path))
+    directories = []
+    for devices in (1, 2):
+        config = run_config(
+            tmp_path / str(devices), teacher_path, devices=devices, batch_size=2 * BATCH // devices, train=str(data)
+        )
+        raw = config.model_dump()
+        raw["stages"][0]["intermediate_layer"] = {"training": raw["stages"][0]["prediction_layer"]["training"]}
+        inputs = plan_intermediate(RunConfig.model_validate(raw), teacher, "s", None)
+        directory = stage_directory(tmp_path / str(devices), inputs.kind)
+        metrics = distill_intermediate_layers(inputs, directory)
+        assert metrics["train_devices"] == devices
+        directories.append(directory)
+    difference = max_difference(weights(directories[0]), weights(directories[1]))
+    print(f"max weight difference, intermediate layers: {difference:.3g}")
+    assert difference <= ATOL
 
 
 def _commands() -> list[tuple[int, list[bytes]]]:
