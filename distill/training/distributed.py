@@ -71,3 +71,14 @@ def average_gradients(module: torch.nn.Module) -> None:
         if parameter.grad is not None:
             torch.distributed.all_reduce(parameter.grad, op=torch.distributed.ReduceOp.SUM)
             parameter.grad /= world_size()
+
+
+def mean_over_ranks(values: list[float]) -> list[float]:
+    """Each value's mean over the ranks (as is with one process): the logged loss terms of every rank's batches,
+    not rank 0's alone. Every rank must call it at the same point (the Trainer logs on all of them)."""
+    if world_size() == 1 or not torch.distributed.is_initialized():
+        return values
+    device = torch.device("cuda", torch.cuda.current_device()) if backend() == "nccl" else torch.device("cpu")
+    total = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
+    return [value / world_size() for value in total.tolist()]

@@ -178,8 +178,10 @@ class IntermediateDistillationTrainer(LengthGroupedTrainer):
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs and self._count:
-            for name in self._sums:
-                logs[name] = round(self._sums[name] / self._count, 6)
+            names = list(self._sums)
+            # Every rank's batches, as the logged loss is; the count is the same on every rank.
+            for name, total in zip(names, distributed.mean_over_ranks([self._sums[n] for n in names]), strict=True):
+                logs[name] = round(total / self._count, 6)
             self._sums, self._count = dict.fromkeys(self.weights, 0.0), 0
         super().log(logs, *args, **kwargs)
 

@@ -105,6 +105,12 @@ def max_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tenso
     return max(float((first[name] - second[name]).abs().max()) for name in first)
 
 
+def logged_terms(directory: StageDirectory) -> list[float]:
+    """kd_loss and hard_loss at each logged step, from the last checkpoint's trainer state."""
+    state = json.loads((directory.checkpoints / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
+    return [entry[name] for entry in state["log_history"] if "kd_loss" in entry for name in ("kd_loss", "hard_loss")]
+
+
 def files(directory: StageDirectory) -> set[str]:
     return {str(path.relative_to(directory.path)) for path in directory.path.rglob("*") if path.is_file()}
 
@@ -189,6 +195,9 @@ def test_prediction_layer_on_two_processes_computes_teacher_logits_once(teacher_
     print(f"max weight difference, prediction layer: {difference:.3g}")
     assert difference <= ATOL
     assert ranks_metrics["train_loss"] == pytest.approx(single_metrics["train_loss"], abs=1e-5)
+    # The logged loss terms cover both ranks' batches, not rank 0's alone.
+    single_terms, ranks_terms = logged_terms(single), logged_terms(ranks)
+    assert len(ranks_terms) == 2 * STEPS and ranks_terms == pytest.approx(single_terms, abs=1e-5)
     # Rank 0 ran the teacher; rank 1 waited at the barrier and read rank 0's files.
     computed = [line for line in lines if "teacher logits computed" in line]
     reused = [line for line in lines if "teacher logits reused" in line]
@@ -320,13 +329,16 @@ def test_killing_the_stage_process_ends_torchrun_and_its_ranks(teacher_path: Pat
         "inputs, directory, _ = d.read_spec(Path(sys.argv[1])); d.launch(inputs, directory)"
     )
     parent = subprocess.Popen([sys.executable, "-c", stage, str(spec)], cwd=Path(__file__).parents[2])
-    deadline = time.monotonic() + 120
-    while not (directory.checkpoints / "checkpoint-1").is_dir():  # both ranks are training
-        assert parent.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
-    assert sorted(_rank_processes().values()) == [0, 1]
-    parent.kill()
-    parent.wait()
+    try:
+        deadline = time.monotonic() + 120
+        # Both ranks are training once a checkpoint is written (older ones are rotated away: any one will do).
+        while not list(directory.checkpoints.glob("checkpoint-*")):
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        assert sorted(_rank_processes().values()) == [0, 1]
+    finally:
+        parent.kill()
+        parent.wait()
     deadline = time.monotonic() + 30
     while _rank_processes() or _torchrun_processes():
         assert time.monotonic() < deadline, (_rank_processes(), _torchrun_processes())
