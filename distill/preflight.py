@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from distill.config import DistillStageConfig, RunConfig, TrackingConfig
+from distill.config import DistillStageConfig, RunConfig, TrackingConfig, TrainingConfig
 from distill.data.task_data import QAData, load_task_data
 from distill.errors import ConfigError, ModelError
 from distill.models.loading import check_weights, load_model_config, load_tokenizer
@@ -38,11 +38,38 @@ def preflight(config: RunConfig) -> None:
     # makes the validation split (or reads its source), so a split that leaves nothing on one side fails here.
     data = load_task_data(config.data, need_train=not config.teacher.finetuned or bool(config.stages))
     check_sweep_metrics(config, data)
+    check_devices(config)
     check_chain(config)
     if config.augmentation is not None and config.stages:
         from distill.augment.runner import check_resources
 
         check_resources(config.augmentation)
+
+
+def training_sections(config: RunConfig) -> list[tuple[str, TrainingConfig]]:
+    """Every training the run does, by its place in the config (the baseline trains on prediction_layer's)."""
+    sections = [] if config.teacher.finetuned else [("teacher.training", config.teacher.training)]
+    for index, stage in enumerate(config.stages):
+        if stage.intermediate_layer is not None:
+            sections.append((f"stages[{index}].intermediate_layer.training", stage.intermediate_layer.training))
+        sections.append((f"stages[{index}].prediction_layer.training", stage.prediction_layer.training))
+    return sections
+
+
+def check_devices(config: RunConfig, gpus: int | None = None) -> None:
+    """On a GPU machine each `training.devices` fits its GPUs (`gpus`: torch's count, unless given). Without a
+    GPU, N CPU processes (gloo) are allowed: that tests the multi-device path, it does not train faster."""
+    if gpus is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            return
+        gpus = torch.cuda.device_count()
+    for where, training in training_sections(config):
+        if training.devices > gpus:
+            raise ConfigError(
+                f"{where}.devices is {training.devices}, but this machine has {gpus} GPU{'s' if gpus != 1 else ''}"
+            )
 
 
 def check_sweep_metrics(config: RunConfig, data: Any) -> None:

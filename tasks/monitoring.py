@@ -159,7 +159,10 @@ class TrainingMonitoring:
             callbacks = [PrefectTrainingMonitor(self.slug), *trackers.callbacks]
             if directory.remote is not None:  # checkpoints go to the object store too: a retry elsewhere resumes
                 callbacks.append(MirrorCheckpoints(directory.checkpoint_saved))
-            yield {"callbacks": callbacks}
+            # A stage training on several devices runs its Trainer in torchrun's processes, out of these
+            # callbacks' sight: its ranks' output lines (rank 0's progress) come to the task run's log instead.
+            logger = get_run_logger()
+            yield {"callbacks": callbacks, "output": lambda line: logger.info("%s: %s", self.slug, line)}
 
     def publish(self) -> None:
         """Where the stage's curves went: a link to its MLflow run, its TensorBoard folder. A cached stage trained

@@ -145,7 +145,8 @@ def run_stage(inputs: StageInput, artifact_root: str, body: Callable[[StageDirec
     """Compute a stage into its directory, or return it when a complete, intact copy is already there."""
     # Concurrent stages take turns on the CPU cores or the GPU (tasks/compute.py); that includes hashing
     # and verifying files here, which would otherwise run beside another stage's latency measurement.
-    with compute_slot():
+    # A stage training on N devices (`training.devices`) holds N slots.
+    with compute_slot(inputs.devices):
         return _run_stage(inputs, artifact_root, body)
 
 

@@ -34,6 +34,13 @@ class TrainingConfig(StrictModel):
     )
     learning_rate: float = Field(default=5e-5, gt=0, le=1.0, description="Peak AdamW learning rate.")
     batch_size: int = Field(default=16, ge=1, description="Training batch size per device.")
+    devices: int = Field(
+        default=1,
+        ge=1,
+        description="Data-parallel processes (torchrun, DDP); global batch = batch_size x devices x "
+        "gradient_accumulation_steps. On CUDA one GPU each (nccl); without a GPU N CPU processes (gloo), "
+        "which is for testing the multi-device path, not for speed.",
+    )
     eval_batch_size: int = Field(
         default=64,
         ge=1,

@@ -32,6 +32,7 @@ from distill.config import (
     PredictionTrainingConfig,
     StudentConfig,
     TeacherConfig,
+    TrainingConfig,
 )
 from distill.config.augment import AugmentConfig
 from distill.config.base import StrictModel
@@ -84,6 +85,16 @@ class StageInput(Frozen):
         """What the cache key hashes: every field, less those marked `exclude` (locations, names for messages)."""
         return self.model_dump(mode="json")
 
+    def training_settings(self) -> TrainingConfig | None:
+        """The training this stage runs; None for a stage that trains nothing."""
+        return None
+
+    @property
+    def devices(self) -> int:
+        """Devices the stage trains on (`training.devices`), so the slots it holds; 1 without training."""
+        training = self.training_settings()
+        return training.devices if training is not None else 1
+
 
 class TeacherInput(StageInput):
     kind: ClassVar[str] = "finetune_teacher"
@@ -94,6 +105,9 @@ class TeacherInput(StageInput):
     data: DataRef
     teacher: TeacherConfig
     model: ModelRef
+
+    def training_settings(self) -> TrainingConfig:
+        return self.teacher.training
 
 
 class AugmentInput(StageInput):
@@ -156,6 +170,9 @@ class IntermediateInput(StudentStepInput):
     intermediate_layer: IntermediateLayerConfig
     augmented: ArtifactRef | None = Field(description="Augmented training data, when the run augments.")
 
+    def training_settings(self) -> TrainingConfig:
+        return self.intermediate_layer.training
+
 
 class PredictionInput(StudentStepInput):
     kind: ClassVar[str] = "distill_prediction_layer"
@@ -166,12 +183,18 @@ class PredictionInput(StudentStepInput):
     augmented: ArtifactRef | None = Field(description="Augmented training data, when the run augments.")
     logits_root: str = Field(exclude=True, description="Where teacher logits are cached (keyed by their own content).")
 
+    def training_settings(self) -> TrainingConfig:
+        return self.prediction_layer.training
+
 
 class BaselineInput(StudentStepInput):
     kind: ClassVar[str] = "train_baseline"
     modules: ClassVar[tuple[str, ...]] = ("distill.stages.prediction", "distill.stages.plan")
 
     training: PredictionTrainingConfig = Field(description="The prediction-layer step's schedule, on labels only.")
+
+    def training_settings(self) -> TrainingConfig:
+        return self.training
 
 
 class ExportInput(StageInput):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from safetensors.torch import save_file
@@ -14,9 +14,11 @@ from distill.evaluation.profiling import parameter_count
 from distill.models.attention import RECORDING_ATTENTION
 from distill.models.loading import load_model, save_model
 from distill.models.student import num_layers
+from distill.stages import distributed as on_devices
 from distill.stages.common import augmented_train_file, prepare_student, student_metrics, train_student
 from distill.stages.inputs import IntermediateInput
 from distill.store.artifacts import StageDirectory
+from distill.training import distributed
 from distill.training.intermediate import (
     HiddenProjections,
     IntermediateDistillationTrainer,
@@ -40,13 +42,17 @@ def distill_intermediate_layers(
     *,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
+    output: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train the stage's student to match the teacher's embeddings, hidden states and attentions.
 
     The student lands in `directory.model_dir` (a plain HF model with its task head, ready
     for prediction-layer distillation); the learned projections and the layer map are
     saved next to it. `inputs.augmented` is the augmented training data, when the run augments.
+    With `training.devices > 1` the ranks train (torchrun) and `output` receives their output lines.
     """
+    if on_devices.should_launch(inputs):
+        return on_devices.launch(inputs, directory, output=output)
     settings = inputs.intermediate_layer
     # The same initial student as the baseline's (and, without this step, the prediction-layer step's).
     attention = attention_implementation(settings)
@@ -80,12 +86,13 @@ def distill_intermediate_layers(
         },
     )
     detach_projections(student)
-    save_file(
-        {k: v.contiguous() for k, v in projections.state_dict().items()},
-        str(directory.path / "projections.safetensors"),
-    )
-    (directory.path / "layer_map.json").write_text(json.dumps({"pairs": pairs}) + "\n")
-    save_model(student, setup.tokenizer, directory.model_dir)
+    if distributed.is_main_process():
+        save_file(
+            {k: v.contiguous() for k, v in projections.state_dict().items()},
+            str(directory.path / "projections.safetensors"),
+        )
+        (directory.path / "layer_map.json").write_text(json.dumps({"pairs": pairs}) + "\n")
+        save_model(student, setup.tokenizer, directory.model_dir)
     return {
         **student_metrics(setup, summary),
         "layer_map": [list(pair) for pair in pairs],

@@ -8,7 +8,7 @@ the distillation lift and nothing else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,11 @@ from transformers import TrainerCallback
 from distill.errors import DistillError
 from distill.models.inference import OUTPUT_NAMES
 from distill.models.loading import load_model, save_model
+from distill.stages import distributed as on_devices
 from distill.stages.common import augmented_train_file, prepare_student, student_metrics, train_student
 from distill.stages.inputs import BaselineInput, PredictionInput
 from distill.store.artifacts import StageDirectory
+from distill.training import distributed
 from distill.training import teacher_logits as logits_cache
 from distill.training.distillation import PredictionDistillationTrainer
 
@@ -48,13 +50,17 @@ def distill_prediction_layer(
     *,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
+    output: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train the stage's student on the teacher's softened outputs; the student lands in `directory.model_dir`.
 
     With `inputs.student_init` (the output of intermediate-layer distillation) training continues
     from that student instead of a newly built one. `inputs.augmented` is the augmented training
-    data, when the run augments.
+    data, when the run augments. With `training.devices > 1` the ranks train (torchrun) and `output`
+    receives their output lines.
     """
+    if on_devices.should_launch(inputs):
+        return on_devices.launch(inputs, directory, output=output)
     setup = prepare_student(
         inputs,
         student_init=inputs.student_init.model() if inputs.student_init else None,
@@ -77,21 +83,23 @@ def distill_prediction_layer(
     extra: dict[str, Any] = {"teacher_cache": settings.teacher_cache}
     if settings.teacher_cache and settings.loss_weight > 0:
         precision = inputs.precision
-        arrays, folder, seconds = logits_cache.load_or_compute(
-            Path(inputs.logits_root),
-            inputs.teacher.content,
-            features,
-            # The teacher is loaded only to compute its logits: every later student of it (a sweep's trials, a
-            # retry) reads them from disk and never loads it.
-            lambda: logits_cache.teacher_pass(
-                load_teacher(),
+        # With several processes rank 0 computes the logits while the others wait, then they read its files.
+        with distributed.main_process_first():
+            arrays, folder, seconds = logits_cache.load_or_compute(
+                Path(inputs.logits_root),
+                inputs.teacher.content,
                 features,
-                output_names,
-                batch_size=settings.training.eval_batch_size,
+                # The teacher is loaded only to compute its logits: every later student of it (a sweep's trials, a
+                # retry) reads them from disk and never loads it.
+                lambda: logits_cache.teacher_pass(
+                    load_teacher(),
+                    features,
+                    output_names,
+                    batch_size=settings.training.eval_batch_size,
+                    precision=precision,
+                ),
                 precision=precision,
-            ),
-            precision=precision,
-        )
+            )
         if seconds:
             log.info("teacher logits computed in %.1fs into %s", seconds, folder)
         else:
@@ -111,7 +119,8 @@ def distill_prediction_layer(
         trainer_kwargs=trainer_kwargs,
         keep_extra_columns=True,
     )
-    save_model(setup.student, setup.tokenizer, directory.model_dir)
+    if distributed.is_main_process():
+        save_model(setup.student, setup.tokenizer, directory.model_dir)
     return {**student_metrics(setup, summary), **extra}
 
 
@@ -121,9 +130,13 @@ def train_baseline(
     *,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
+    output: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The same student, data and schedule, trained on hard labels only: the no-distillation reference."""
+    if on_devices.should_launch(inputs):
+        return on_devices.launch(inputs, directory, output=output)
     setup = prepare_student(inputs)
     summary = train_student(setup, inputs.training, inputs, directory, callbacks=callbacks, show_progress=show_progress)
-    save_model(setup.student, setup.tokenizer, directory.model_dir)
+    if distributed.is_main_process():
+        save_model(setup.student, setup.tokenizer, directory.model_dir)
     return student_metrics(setup, summary)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from transformers import TrainerCallback, set_seed
 
 from distill.data.task_data import QAData, describe, load_task_data
 from distill.models.loading import load_model, load_tokenizer, save_model
+from distill.stages import distributed as on_devices
 from distill.stages.inputs import TeacherInput
 from distill.store.artifacts import StageDirectory
+from distill.training import distributed
 from distill.training.features import train_features
 from distill.training.trainer import train
 
@@ -21,12 +23,16 @@ def finetune_teacher(
     *,
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = False,
+    output: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `inputs.teacher` on the training data; the model lands in `stage.model_dir`.
 
     Checkpoints go to `stage.checkpoints`, so a retry resumes instead of restarting.
-    Returns training metrics and data sizes.
+    Returns training metrics and data sizes. With `training.devices > 1` the ranks train (torchrun)
+    and `output` receives their output lines.
     """
+    if on_devices.should_launch(inputs):
+        return on_devices.launch(inputs, stage, output=output)
     teacher = inputs.teacher
     data = load_task_data(inputs.data.config)
     tokenizer = load_tokenizer(teacher.model, revision=teacher.revision, trust_remote_code=teacher.trust_remote_code)
@@ -54,5 +60,6 @@ def finetune_teacher(
         precision=inputs.precision,
         group_by_length=isinstance(data, QAData),
     )
-    save_model(model, tokenizer, stage.model_dir)
+    if distributed.is_main_process():
+        save_model(model, tokenizer, stage.model_dir)
     return {**summary.as_metrics(), "train_features": len(features), **describe(data)}

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from distill.models.inference import LABEL_COLUMNS, MODEL_INPUTS, OUTPUT_NAMES
+from distill.training import distributed
 from distill.training.losses import combine, qa_soft_target_kl, soft_target_kl
 from distill.training.trainer import LengthGroupedTrainer
 
@@ -127,8 +128,11 @@ class PredictionDistillationTrainer(LengthGroupedTrainer):
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         # The unweighted terms, averaged since the last log, next to the combined loss.
         if "loss" in logs:
-            for name in self._term_sums:
+            names = list(self._term_sums)
+            # Every rank's batches, as the logged loss is; the counts are the same on every rank.
+            sums = distributed.mean_over_ranks([self._term_sums[name] for name in names])
+            for name, total in zip(names, sums, strict=True):
                 if self._term_counts[name]:
-                    logs[name] = round(self._term_sums[name] / self._term_counts[name], 6)
+                    logs[name] = round(total / self._term_counts[name], 6)
                 self._term_sums[name], self._term_counts[name] = 0.0, 0
         super().log(logs, *args, **kwargs)

@@ -29,6 +29,7 @@ from torch import nn
 
 from distill.models.attention import RECORDING_ATTENTION, recorded_attention_scores
 from distill.models.inference import MODEL_INPUTS
+from distill.training import distributed
 from distill.training.layer_map import LayerPair
 from distill.training.losses import attention_kl, attention_mse, masked_mse
 from distill.training.trainer import LengthGroupedTrainer
@@ -168,10 +169,19 @@ class IntermediateDistillationTrainer(LengthGroupedTrainer):
             self._count += 1
         return (loss, student) if return_outputs else loss
 
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # loss_terms calls the student's base model, past the DDP wrapper, whose gradient averaging then never
+        # runs: with several processes each rank would train on its own shard alone (tests/distill/test_ddp.py).
+        distributed.average_gradients(model)
+        return loss
+
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs and self._count:
-            for name in self._sums:
-                logs[name] = round(self._sums[name] / self._count, 6)
+            names = list(self._sums)
+            # Every rank's batches, as the logged loss is; the count is the same on every rank.
+            for name, total in zip(names, distributed.mean_over_ranks([self._sums[n] for n in names]), strict=True):
+                logs[name] = round(total / self._count, 6)
             self._sums, self._count = dict.fromkeys(self.weights, 0.0), 0
         super().log(logs, *args, **kwargs)
 

@@ -23,6 +23,7 @@ from distill.config import TrainingConfig
 from distill.io import atomic_write_json
 from distill.precision import ResolvedPrecision
 from distill.store.artifacts import LOSS_CURVE
+from distill.training import distributed
 from distill.training.checkpoints import (
     TrainingClock,
     latest_valid_checkpoint,
@@ -47,6 +48,7 @@ class TrainSummary:
     train_samples: int
     resumed_from: str | None
     precision: ResolvedPrecision = "fp32"
+    devices: int = 1  # processes that trained together (the Trainer's world size)
 
     def as_metrics(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class TrainSummary:
             "train_samples": self.train_samples,
             "resumed_from": self.resumed_from,
             "precision": self.precision,
+            "train_devices": self.devices,
         }
 
 
@@ -87,8 +90,11 @@ class LengthGroupedTrainer(Trainer):
         if not isinstance(sampler, LengthGroupedSampler):
             return sampler
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        # Grouped by the global batch (per-device batch x processes), as one process with that batch groups:
+        # accelerate then deals rank r every N-th batch of this one order (split_batches off), so N processes
+        # train each step on the samples one process would (tests/distill/test_ddp.py).
         return DistributedLengthGroupedSampler(
-            sampler.batch_size, num_replicas=1, rank=0, seed=seed, lengths=sampler.lengths
+            sampler.batch_size * self.args.world_size, num_replicas=1, rank=0, seed=seed, lengths=sampler.lengths
         )
 
 
@@ -133,7 +139,10 @@ def training_arguments(
         data_seed=seed,
         bf16=precision == "bf16",
         # The Trainer accepts bf16 without a GPU only when told it trains on the CPU (Apple's MPS keeps its device).
+        # Under torchrun without a GPU this is also what makes the ranks one gloo process group (accelerate's
+        # MULTI_CPU); without it each rank would silently train alone.
         use_cpu=not cuda and not torch.backends.mps.is_available(),
+        ddp_backend=distributed.backend() if distributed.world_size() > 1 else None,
         report_to="none",
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
@@ -194,11 +203,17 @@ def train(
     if not show_progress:
         # Without a progress bar the Trainer prints every log dict; the callbacks already report them.
         trainer.remove_callback(PrinterCallback)
+    if trainer.args.world_size != distributed.world_size():
+        raise RuntimeError(
+            f"training in a group of {trainer.args.world_size} processes, but torchrun started "
+            f"{distributed.world_size()}: the ranks would not train together"
+        )
     if resume is not None:
         log.info("resuming from checkpoint %s", resume.name)
     output = trainer.train(resume_from_checkpoint=str(resume_folder) if resume_folder else None)
     curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
-    atomic_write_json(Path(checkpoint_dir).parent / LOSS_CURVE, curve, indent=None)
+    if distributed.is_main_process():  # with several processes, rank 0 alone writes the stage's files
+        atomic_write_json(Path(checkpoint_dir).parent / LOSS_CURVE, curve, indent=None)
     loss = float(output.training_loss)
     if resume is not None:  # the Trainer averages only the steps since the resume; report the whole run's mean
         loss = mean_loss_of_resumed_run(resume.log_history, resume.step, output.global_step, loss)
@@ -209,4 +224,5 @@ def train(
         train_samples=len(train_dataset),
         resumed_from=resume.name if resume else None,
         precision=precision,
+        devices=trainer.args.world_size,
     )
