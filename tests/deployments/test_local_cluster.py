@@ -186,18 +186,18 @@ def test_two_workers_share_two_runs_and_compute_their_teacher_once(on_cluster: C
     runs = _wait(flow_run_ids)
     assert [run.state.type.value for run in runs] == ["COMPLETED"] * 2, _worker_logs(cluster)
 
-    # Each worker ran one of them (`--limit 1`: neither can take both while they overlap); the worker
-    # records its name on the flow run.
+    # Both were queued before either finished, so with `--limit 1` the worker running one could not take
+    # the other: each worker ran one (the worker records its name on the flow run). Whether they also ran
+    # at the same moment depends on when the second worker polls on a loaded machine: not asserted.
+    assert max(run.created for run in runs) < min(run.end_time for run in runs)
     workers = [run.labels["prefect.worker.name"] for run in runs]
     assert sorted(workers) == sorted(cluster.workers), workers
-    # Each run saw its own worker's device, and the two ran at the same time: never on one device at once.
+    # Each run saw its own worker's device.
     chains = [_chain(run_id) for run_id in flow_run_ids]
     for run, (chain, _) in zip(runs, chains, strict=True):
         device = DEVICES[cluster.workers.index(run.labels["prefect.worker.name"])]
         lines = [line for line in prefect_api.flow_run_logs(chain.id) if line.startswith("devices: ")]
         assert lines == [f"devices: CUDA_VISIBLE_DEVICES={device}, 0 GPU(s) visible"], lines
-    first, second = sorted(runs, key=lambda run: run.start_time)
-    assert second.start_time < first.end_time, "the two runs did not run side by side"
 
     # The stages both runs share (teacher fine-tune, teacher evaluation) were computed by one run and found
     # Cached by the other; each run's own student stages were computed by it.
