@@ -18,6 +18,7 @@ in its own session, and a worker that died leaves its runs behind. So every proc
 DISTILL_CLUSTER=<this cluster's id> in its environment (recorded in cluster.json before the first start),
 flow runs inherit it from their worker, and `down`, after stopping the workers, stops every process that
 carries it. That sweep also covers a process started by an `up` killed (SIGKILL) before it recorded it.
+Recording, finding and stopping processes is `deployments/processes.py`.
 
 PostgreSQL refuses to run as root: as root, initdb and postgres run as the `postgres` user (DIR must then
 be reachable by it). The binaries are found on PATH, in DISTILL_PG_BIN, or in /usr/lib/postgresql/*/bin.
@@ -40,28 +41,19 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deployments.processes import Process, marked_processes, running, start_time, stop
 from distill_cli.server import free_port, healthy
 
 STATE_FILE = "cluster.json"
 DEFAULT_POOL = "distill-local"
 STARTUP_TIMEOUT_S = 180.0  # the server migrates a fresh database first: ~20 s on 2 idle cores
-STOP_GRACE_S = 20.0
-KILL_WAIT_S = 10.0  # after SIGKILL: a process still there then is in the kernel (D state), not ours to end
+SWEEP_GRACE_S = 10.0  # a marked process (a flow run) between SIGTERM and SIGKILL
 MARKER_ENV = "DISTILL_CLUSTER"  # in every process `up` starts and every flow run they start
 PREFECT = [sys.executable, "-m", "prefect"]
 
 
 class ClusterError(RuntimeError):
     """`up` could not start the cluster (what it had started is stopped), or its state is unusable."""
-
-
-@dataclass
-class Process:
-    name: str  # postgres, server, worker-0, ...
-    pid: int
-    start_time: int  # /proc/<pid>/stat field 22: with the pid, identifies the process (pids are reused)
-    cmdline: list[str]
-    log: str
 
 
 @dataclass
@@ -94,29 +86,6 @@ class ClusterState:
 
 
 # --- processes -------------------------------------------------------------------------------------------
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, or None when it is gone (or a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3, starttime field 22
-    return None if fields[0] in ("Z", "X") else int(fields[19])
-
-
-def running(process: Process) -> bool:
-    """The recorded process is still the one `up` started: same pid and same start time."""
-    return _start_time(process.pid) == process.start_time
-
-
-def _reap(pid: int) -> None:
-    """Collect a child's exit status (when `up` ran in this process), so it does not linger as a zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _postgres_user() -> dict:
@@ -161,65 +130,11 @@ def _spawn(state: ClusterState, name: str, command: list[str], env: dict[str, st
             start_new_session=True,  # its own process group: Ctrl-C on the terminal leaves it, `down` ends it all
             **popen,
         )
-        start_time = _start_time(child.pid)
-        process = Process(name, child.pid, start_time if start_time is not None else -1, command, str(log))
+        started = start_time(child.pid)
+        process = Process(name, child.pid, started if started is not None else -1, command, str(log))
         state.processes.append(process)
         state.save()  # recorded before anything else can fail
     return process
-
-
-def _signal(process: Process, sig: signal.Signals) -> None:
-    """Send `sig` to the process and, when it leads one, its process group (the server's children, a flow
-    run's own children); postgres alone, but for SIGKILL: it stops its backends itself unless killed."""
-    try:
-        if (process.name != "postgres" or sig == signal.SIGKILL) and os.getpgid(process.pid) == process.pid:
-            os.killpg(process.pid, sig)
-        else:
-            os.kill(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _stop(processes: list[Process], grace: float = STOP_GRACE_S) -> list[str]:
-    """Stop these processes together: SIGTERM (postgres: SIGINT, its fast shutdown), then SIGKILL to those
-    still running after `grace`. The names of those that were running and are gone now; one already gone (or
-    not ours: another start time) is not among them, nor one that survived SIGKILL."""
-    live = [process for process in processes if running(process)]
-    remaining = list(live)
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT_S)):
-        for process in remaining:
-            _signal(process, signal.SIGINT if process.name == "postgres" and sig == signal.SIGTERM else sig)
-        deadline = time.monotonic() + wait
-        while remaining and time.monotonic() < deadline:
-            time.sleep(0.2)
-            for process in remaining:
-                _reap(process.pid)
-            remaining = [process for process in remaining if running(process)]
-        if not remaining:
-            break
-    for process in processes:
-        _reap(process.pid)
-    return [process.name for process in live if not running(process)]
-
-
-def marked_processes(marker: str, exclude_groups: set[int] = frozenset()) -> list[Process]:
-    """Live processes (but this one) whose environment carries DISTILL_CLUSTER=<marker>, outside these
-    process groups."""
-    needle = f"{MARKER_ENV}={marker}".encode()
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        pid = int(environ.parent.name)
-        try:
-            if pid == os.getpid() or needle not in environ.read_bytes().split(b"\0"):
-                continue
-            group = os.getpgid(pid)
-            cmdline = (environ.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except (OSError, ProcessLookupError):
-            continue  # gone, or not ours to read
-        start_time = _start_time(pid)
-        if start_time is not None and group not in exclude_groups:
-            found.append(Process(f"pid {pid} ({' '.join(cmdline[:3]).strip()})", pid, start_time, cmdline, ""))
-    return found
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------
@@ -271,7 +186,7 @@ def _start_postgres(state: ClusterState, env: dict[str, str]) -> None:
         ready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
         while subprocess.run(ready, capture_output=True, env=env).returncode != 0:
             if not running(process) or time.monotonic() > deadline:
-                _stop([process])
+                stop([process])
                 if attempt == 1 and _bind_failed(process.log, offset):
                     break
                 raise ClusterError(f"postgres did not start: {_tail(process.log)}")
@@ -334,7 +249,7 @@ def _start_server(state: ClusterState) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not healthy(url):
             if not running(process) or time.monotonic() > deadline:
-                _stop([process])
+                stop([process])
                 if attempt == 1 and _bind_failed(process.log, offset):
                     break
                 raise ClusterError(f"the Prefect server did not become healthy: {_tail(process.log)}")
@@ -424,16 +339,16 @@ def down(state_dir: Path) -> list[str]:
     if state is None:
         return []
     workers = [process for process in state.processes if process.name not in ("postgres", "server")]
-    stopped = _stop(workers)
+    stopped = stop(workers)
     # Flow runs: each leads its own session (the worker's graceful shutdown may not have ended them, and a
     # worker that died never will); the server's and PostgreSQL's processes carry the marker too: later.
     services = {process.pid for process in state.processes if process.name in ("postgres", "server")}
     if state.marker:
-        stopped += _stop(marked_processes(state.marker, exclude_groups=services), grace=10.0)
+        stopped += stop(marked_processes(f"{MARKER_ENV}={state.marker}", exclude_groups=services), grace=SWEEP_GRACE_S)
     for name in ("server", "postgres"):
-        stopped += _stop([process for process in state.processes if process.name == name])
+        stopped += stop([process for process in state.processes if process.name == name])
     if state.marker:
-        stopped += _stop(marked_processes(state.marker), grace=10.0)
+        stopped += stop(marked_processes(f"{MARKER_ENV}={state.marker}"), grace=SWEEP_GRACE_S)
     return stopped
 
 

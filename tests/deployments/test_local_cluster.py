@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployments.local_cluster import ClusterState, down, marked_processes, postgres_bin_dir, running, up
+from deployments.local_cluster import MARKER_ENV, ClusterState, down, postgres_bin_dir, up
+from deployments.processes import marked_processes, running
 from distill.reporting.files import LEADERBOARD_CSV
 from tests import prefect_api
 from tests.tiny_chain_run import TEST_TIMEOUT_S, TinyChainRun
@@ -250,9 +251,10 @@ def test_down_stops_what_up_started_and_the_flow_runs_in_flight(on_cluster: Clus
     )
     assert [run.state.type.value for run in runs] == ["RUNNING"] * 2, _worker_logs(cluster)
     # The flow runs carry the marker (inherited from their worker) and sit outside every recorded group.
-    assert len(marked_processes(cluster.marker, exclude_groups=recorded_groups)) >= 2
+    assert len(marked_processes(f"{MARKER_ENV}={cluster.marker}", exclude_groups=recorded_groups)) >= 2
     dead = next(p for p in cluster.processes if p.name == runs[0].labels["prefect.worker.name"])
     os.kill(dead.pid, signal.SIGKILL)  # a worker that died: nothing but `down` will stop its flow run
+    assert not prefect_api.poll(lambda: running(dead), lambda alive: not alive, 10, interval=0.1)
 
     started = time.monotonic()
     stopped = down(Path(cluster.state_dir))
@@ -262,7 +264,7 @@ def test_down_stops_what_up_started_and_the_flow_runs_in_flight(on_cluster: Clus
     assert any(name.startswith("pid ") for name in stopped), stopped  # the flow runs, found by their marker
     assert not any(running(process) for process in cluster.processes)
     assert _processes_in_groups(recorded_groups) == []  # nor their children
-    assert marked_processes(cluster.marker) == []  # nor any flow run or its children
+    assert marked_processes(f"{MARKER_ENV}={cluster.marker}") == []  # nor any flow run or its children
     assert not any(_listening(port) for port in ports)
     assert down(Path(cluster.state_dir)) == []  # idempotent
     print(f"down took {took:.1f} s: {stopped}")
@@ -297,20 +299,20 @@ def test_an_interrupted_up_leaves_no_process_behind() -> None:
 
 
 def test_stop_reports_only_what_it_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`_stop` names a process only once it is gone: one that outlives SIGKILL (here: signals that never
+    """`stop` names a process only once it is gone: one that outlives SIGKILL (here: signals that never
     arrive) is not reported stopped."""
-    from deployments import local_cluster
+    from deployments import processes
 
     sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        process = local_cluster.Process("sleep", sleeper.pid, local_cluster._start_time(sleeper.pid), [], "")
-        monkeypatch.setattr(local_cluster, "KILL_WAIT_S", 0.5)
+        process = processes.Process("sleep", sleeper.pid, processes.start_time(sleeper.pid), [], "")
+        monkeypatch.setattr(processes, "KILL_WAIT_S", 0.5)
         with monkeypatch.context() as patched:
-            patched.setattr(local_cluster, "_signal", lambda process, sig: None)
-            assert local_cluster._stop([process], grace=0.5) == []
+            patched.setattr(processes, "_signal", lambda process, sig: None)
+            assert processes.stop([process], grace=0.5) == []
         assert running(process)
-        assert local_cluster._stop([process], grace=5) == ["sleep"]
-        assert local_cluster._stop([process], grace=5) == []  # already gone
+        assert processes.stop([process], grace=5) == ["sleep"]
+        assert processes.stop([process], grace=5) == []  # already gone
     finally:
         sleeper.kill()
         sleeper.wait()
