@@ -13,6 +13,13 @@ URL. Every process it starts is recorded in DIR/cluster.json as it starts (pid, 
 so `down` stops exactly those, even after an `up` killed half-way; a failing or interrupted `up` stops them
 itself. `down` removes no files: DIR keeps the database and the logs (DIR/logs) until you delete it.
 
+Flow runs are not children `down` can reach through a process group: Prefect's process worker starts each
+in its own session, and a worker that died leaves its runs behind. So every process `up` starts carries
+DISTILL_CLUSTER=<this cluster's id> in its environment (recorded in cluster.json before the first start),
+flow runs inherit it from their worker, and `down`, after stopping the workers, stops every process that
+carries it. That sweep also covers a process started by an `up` killed (SIGKILL) before it recorded it.
+Recording, finding and stopping processes is `deployments/processes.py`.
+
 PostgreSQL refuses to run as root: as root, initdb and postgres run as the `postgres` user (DIR must then
 be reachable by it). The binaries are found on PATH, in DISTILL_PG_BIN, or in /usr/lib/postgresql/*/bin.
 Workers and their flow runs inherit this environment (DISTILL_DATA_DIR, PREFECT_WORKER_QUERY_SECONDS, ...).
@@ -29,15 +36,19 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deployments.processes import Process, marked_processes, running, start_time, stop
 from distill_cli.server import free_port, healthy
 
 STATE_FILE = "cluster.json"
 DEFAULT_POOL = "distill-local"
 STARTUP_TIMEOUT_S = 180.0  # the server migrates a fresh database first: ~20 s on 2 idle cores
-STOP_GRACE_S = 20.0
+SWEEP_GRACE_S = 10.0  # a marked process (a flow run) between SIGTERM and SIGKILL
+MARKER_ENV = "DISTILL_CLUSTER"  # in every process `up` starts and every flow run they start
 PREFECT = [sys.executable, "-m", "prefect"]
 
 
@@ -46,18 +57,10 @@ class ClusterError(RuntimeError):
 
 
 @dataclass
-class Process:
-    name: str  # postgres, server, worker-0, ...
-    pid: int
-    start_time: int  # /proc/<pid>/stat field 22: with the pid, identifies the process (pids are reused)
-    cmdline: list[str]
-    log: str
-
-
-@dataclass
 class ClusterState:
     state_dir: str
     pool: str = DEFAULT_POOL
+    marker: str | None = None  # the value of DISTILL_CLUSTER in its processes' environments
     postgres_port: int | None = None
     server_port: int | None = None
     api_url: str | None = None
@@ -85,29 +88,6 @@ class ClusterState:
 # --- processes -------------------------------------------------------------------------------------------
 
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, or None when it is gone (or a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3, starttime field 22
-    return None if fields[0] in ("Z", "X") else int(fields[19])
-
-
-def running(process: Process) -> bool:
-    """The recorded process is still the one `up` started: same pid and same start time."""
-    return _start_time(process.pid) == process.start_time
-
-
-def _reap(pid: int) -> None:
-    """Collect a child's exit status (when `up` ran in this process), so it does not linger as a zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 def _postgres_user() -> dict:
     """Popen arguments that run PostgreSQL as `postgres` when we are root (it refuses root)."""
     if os.getuid() != 0:
@@ -119,9 +99,28 @@ def _postgres_user() -> dict:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
+_deferring: list[int] | None = None  # while a process is being started and recorded: the signals that came
+
+
+@contextmanager
+def _signals_deferred():
+    """Hold back `_interrupt` (SIGINT, SIGTERM, SIGHUP in `main`) until the block ends, so that a process is
+    never started and left unrecorded by an interruption between the two. SIGKILL cannot be held back: the
+    DISTILL_CLUSTER sweep in `down` finds such a process."""
+    global _deferring
+    _deferring = []
+    try:
+        yield
+    finally:
+        came, _deferring = _deferring, None
+    if came:
+        raise KeyboardInterrupt(f"signal {came[0]}")
+
+
 def _spawn(state: ClusterState, name: str, command: list[str], env: dict[str, str], **popen: object) -> Process:
     log = Path(state.state_dir) / "logs" / f"{name}.log"
-    with log.open("ab") as out:
+    env = {**env, MARKER_ENV: state.marker or ""}
+    with log.open("ab") as out, _signals_deferred():
         child = subprocess.Popen(
             command,
             stdout=out,
@@ -131,42 +130,11 @@ def _spawn(state: ClusterState, name: str, command: list[str], env: dict[str, st
             start_new_session=True,  # its own process group: Ctrl-C on the terminal leaves it, `down` ends it all
             **popen,
         )
-    start_time = _start_time(child.pid)
-    process = Process(name, child.pid, start_time if start_time is not None else -1, command, str(log))
-    state.processes.append(process)
-    state.save()  # recorded before anything else can fail
+        started = start_time(child.pid)
+        process = Process(name, child.pid, started if started is not None else -1, command, str(log))
+        state.processes.append(process)
+        state.save()  # recorded before anything else can fail
     return process
-
-
-def _stop(process: Process) -> bool:
-    """Stop one recorded process and its process group; False when it was already gone (or not ours)."""
-    if not running(process):
-        _reap(process.pid)
-        return False
-    # postgres: SIGINT is its fast shutdown (SIGTERM waits for clients); it stops its own backends.
-    postgres = process.name == "postgres"
-    first = signal.SIGINT if postgres else signal.SIGTERM
-    for sig, grace in ((first, STOP_GRACE_S), (signal.SIGKILL, 10.0)):
-        try:
-            if not postgres and os.getpgid(process.pid) == process.pid:
-                os.killpg(process.pid, sig)  # a worker's flow runs, the server's children
-            else:
-                os.kill(process.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            _reap(process.pid)
-            if not running(process):
-                return True
-            time.sleep(0.2)
-    _reap(process.pid)
-    if postgres:  # backends killed with the postmaster by SIGKILL would otherwise linger
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    return True
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------
@@ -206,18 +174,25 @@ def _start_postgres(state: ClusterState, env: dict[str, str]) -> None:
                 f"initdb failed in {data} (as root, the postgres user must be able to reach this folder): "
                 f"{(initdb.stderr or initdb.stdout).strip()[-500:]}"
             )
-    port = free_port()
-    state.postgres_port = port
-    command = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-               "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}"]  # fmt: skip
-    process = _spawn(state, "postgres", command, env, cwd=data, **as_postgres)
-    # pg_hba.conf from initdb allows local socket, 127.0.0.1/32 and ::1/128 only; we listen on 127.0.0.1.
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    ready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
-    while subprocess.run(ready, capture_output=True, env=env).returncode != 0:
-        if not running(process) or time.monotonic() > deadline:
-            raise ClusterError(f"postgres did not start: {_tail(process.log)}")
-        time.sleep(0.3)
+    for attempt in (1, 2):
+        port = free_port()
+        state.postgres_port = port
+        command = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
+                   "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}"]  # fmt: skip
+        offset = _log_size(state, "postgres")
+        process = _spawn(state, "postgres", command, env, cwd=data, **as_postgres)
+        # pg_hba.conf from initdb allows local socket, 127.0.0.1/32 and ::1/128 only; we listen on 127.0.0.1.
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        ready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+        while subprocess.run(ready, capture_output=True, env=env).returncode != 0:
+            if not running(process) or time.monotonic() > deadline:
+                stop([process])
+                if attempt == 1 and _bind_failed(process.log, offset):
+                    break
+                raise ClusterError(f"postgres did not start: {_tail(process.log)}")
+            time.sleep(0.3)
+        else:
+            break
     created = subprocess.run(
         [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"],
         capture_output=True, text=True, env=env,
@@ -228,6 +203,22 @@ def _start_postgres(state: ClusterState, env: dict[str, str]) -> None:
 
 
 # --- Prefect -----------------------------------------------------------------------------------------------
+
+
+def _bind_failed(log: str, offset: int) -> bool:
+    """The process's log, past `offset`, says its port was taken (free_port's port can be taken by another
+    process before ours binds it): the caller tries once more on another port."""
+    try:
+        with open(log, "rb") as text:
+            text.seek(offset)
+            return b"address already in use" in text.read().lower()
+    except OSError:
+        return False
+
+
+def _log_size(state: ClusterState, name: str) -> int:
+    log = Path(state.state_dir) / "logs" / f"{name}.log"
+    return log.stat().st_size if log.is_file() else 0
 
 
 def _prefect_env(state: ClusterState) -> dict[str, str]:
@@ -248,15 +239,23 @@ def _prefect_env(state: ClusterState) -> dict[str, str]:
 def _start_server(state: ClusterState) -> None:
     env = _prefect_env(state)
     env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = state.database_url or ""
-    port = free_port()
-    state.server_port = port
-    process = _spawn(state, "server", [sys.executable, "-m", "distill_cli.prefect_server", "--port", str(port)], env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not healthy(url):
-        if not running(process) or time.monotonic() > deadline:
-            raise ClusterError(f"the Prefect server did not become healthy: {_tail(process.log)}")
-        time.sleep(0.5)
+    for attempt in (1, 2):
+        port = free_port()
+        state.server_port = port
+        offset = _log_size(state, "server")
+        command = [sys.executable, "-m", "distill_cli.prefect_server", "--port", str(port)]
+        process = _spawn(state, "server", command, env)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not healthy(url):
+            if not running(process) or time.monotonic() > deadline:
+                stop([process])
+                if attempt == 1 and _bind_failed(process.log, offset):
+                    break
+                raise ClusterError(f"the Prefect server did not become healthy: {_tail(process.log)}")
+            time.sleep(0.5)
+        else:
+            break
     state.api_url = f"{url}/api"
     state.save()
 
@@ -319,8 +318,8 @@ def up(
     if previous is not None and any(running(process) for process in previous.processes):
         raise ClusterError(f"a cluster recorded in {state_dir} is still running: `down` it first")
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
-    state = ClusterState(str(state_dir), pool=pool, devices=devices)
-    state.save()
+    state = ClusterState(str(state_dir), pool=pool, devices=devices, marker=uuid.uuid4().hex)
+    state.save()  # the marker is on disk before any process carries it
     try:
         _start_postgres(state, {k: v for k, v in os.environ.items() if not k.startswith("PG")})
         _start_server(state)
@@ -332,12 +331,25 @@ def up(
 
 
 def down(state_dir: Path) -> list[str]:
-    """Stop every process `up` recorded in `state_dir` that is still the one it started (workers first, the
-    database last); the names of those stopped. Idempotent; removes no files."""
+    """Stop every process `up` recorded in `state_dir` that is still the one it started, and every process
+    carrying its DISTILL_CLUSTER marker: the workers together, then their flow runs, then the server, then
+    the database, then any other marked process. The names of those stopped (a marked one as `pid N (...)`).
+    Idempotent; removes no files."""
     state = ClusterState.load(Path(state_dir).resolve())
     if state is None:
         return []
-    return [process.name for process in reversed(state.processes) if _stop(process)]
+    workers = [process for process in state.processes if process.name not in ("postgres", "server")]
+    stopped = stop(workers)
+    # Flow runs: each leads its own session (the worker's graceful shutdown may not have ended them, and a
+    # worker that died never will); the server's and PostgreSQL's processes carry the marker too: later.
+    services = {process.pid for process in state.processes if process.name in ("postgres", "server")}
+    if state.marker:
+        stopped += stop(marked_processes(f"{MARKER_ENV}={state.marker}", exclude_groups=services), grace=SWEEP_GRACE_S)
+    for name in ("server", "postgres"):
+        stopped += stop([process for process in state.processes if process.name == name])
+    if state.marker:
+        stopped += stop(marked_processes(f"{MARKER_ENV}={state.marker}"), grace=SWEEP_GRACE_S)
+    return stopped
 
 
 def status(state_dir: Path) -> dict:
@@ -356,6 +368,9 @@ def status(state_dir: Path) -> dict:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    if _deferring is not None:  # a process is being started: raised once it is recorded
+        _deferring.append(signum)
+        return
     raise KeyboardInterrupt(f"signal {signum}")  # so `up` stops what it started
 
 
@@ -372,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--state-dir", type=Path, required=True, help="database, logs and cluster.json")
     args = parser.parse_args(argv)
     if args.command == "up":
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _interrupt)
         devices = args.devices.split(",") if args.devices else None
         try:
