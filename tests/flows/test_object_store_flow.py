@@ -3,8 +3,10 @@ server: a second run on another node (an empty local cache) finds the stages Cac
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import boto3
 import pytest
 
 from distill.store.artifacts import remote_store, resolve_root
@@ -19,6 +21,10 @@ def test_a_run_on_another_node_finds_the_stages_cached(
     # Checkpoints at steps 2 and 4: copied to the store while training, removed there once the stage completes.
     config = tiny_teacher(tmp_path / "unused", save_steps=2).model_copy(update={"artifact_root": s3_root})
     store = remote_store(s3_root)
+    bucket, _, prefix = store.prefix.partition("/")
+    objects = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    # A versioned bucket keeps what was deleted: the checkpoints mirrored while training outlive their removal.
+    objects.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "node-a"))
     first = progressive_distillation(config, return_state=True)
@@ -32,7 +38,13 @@ def test_a_run_on_another_node_finds_the_stages_cached(
     committed = store.read_manifest("finetune_teacher", key)
     assert committed == (teacher_a / "manifest.json").read_bytes()
     assert teacher_a.is_relative_to(tmp_path / "node-a")  # the body wrote into node A's cache
-    assert not store.fs.exists(store.checkpoints("finetune_teacher", key))  # dropped at finalize
+    checkpoints = f"{prefix}/finetune_teacher/{key}/checkpoints/"
+    assert objects.list_objects_v2(Bucket=bucket, Prefix=checkpoints)["KeyCount"] == 0  # dropped at finalize
+    # ... after being mirrored while training: every checkpoint, its marker last, under the attempt's prefix.
+    versions = objects.list_object_versions(Bucket=bucket, Prefix=checkpoints).get("Versions", [])
+    markers = {v["Key"][len(checkpoints) :] for v in versions if v["Key"].endswith("/_COMPLETE")}
+    assert len({marker.split("/")[0] for marker in markers}) == 1, markers  # one attempt
+    assert {marker.split("/")[1] for marker in markers} == {"checkpoint-2", "checkpoint-4"}, markers
     run_name = Path(outcome["report_dir"]).name
     assert store.fs.exists(f"{store.prefix}/runs/{run_name}/leaderboard.csv")  # the report, shared
 
