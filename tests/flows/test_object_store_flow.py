@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, ClassVar
 
 import boto3
 import pytest
 
-from distill.store.artifacts import remote_store, resolve_root
+from distill.stages.inputs import StageInput
+from distill.store.artifacts import StageDirectory, remote_store, resolve_root, stage_directory
 from flows.progressive import progressive_distillation
 from tests import prefect_api
 from tests.flows.conftest import tiny_teacher
@@ -66,3 +68,54 @@ def test_a_run_on_another_node_finds_the_stages_cached(
 
 def stage_dir(stages: list[dict], name: str) -> Path:
     return Path(next(stage["uri"] for stage in stages if stage["name"] == name))
+
+
+class RefreshProbeInput(StageInput):
+    """A stage that trains nothing: enough for tasks.stage to key, run and finalize it."""
+
+    kind: ClassVar[str] = "refresh_probe"
+    modules: ClassVar[tuple[str, ...]] = ("tasks.stage",)
+    n: int = 1
+
+
+def test_a_refresh_never_resumes_from_a_remote_checkpoint(
+    s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt elsewhere may upload a checkpoint just after a refresh discarded the stage: the refresh must
+    start from scratch all the same."""
+    from prefect import flow, task
+
+    from tasks.stage import run_stage, stage_key
+
+    inputs = RefreshProbeInput()
+    key = stage_key(inputs)
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "elsewhere"))
+    elsewhere = stage_directory(s3_root, inputs.kind, key)
+    saved = elsewhere.checkpoints / "checkpoint-8"
+    saved.mkdir(parents=True)
+    (saved / "trainer_state.json").write_text('{"global_step": 8}')
+    discard = StageDirectory.discard
+
+    def discard_then_an_upload_elsewhere(directory: StageDirectory) -> None:
+        discard(directory)
+        elsewhere.checkpoint_saved(saved)  # the in-flight attempt's next checkpoint, after the discard
+
+    monkeypatch.setattr(StageDirectory, "discard", discard_then_an_upload_elsewhere)
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "here"))
+    found: list[str] = []
+
+    def body(directory: StageDirectory) -> dict[str, Any]:
+        found.extend(p.name for p in directory.checkpoints.glob("*"))
+        (directory.path / "out.txt").write_text("recomputed")
+        return {}
+
+    @task(refresh_cache=True)
+    def refreshed() -> Any:
+        return run_stage(inputs, s3_root, body)
+
+    @flow
+    def refresh_flow() -> Any:
+        return refreshed()
+
+    result = refresh_flow()
+    assert found == [] and result.key == key  # recomputed from scratch, though the store held checkpoint-8
