@@ -12,8 +12,10 @@ directories themselves (`tasks/records.py`), so a stage is `Cached` exactly when
 
 With an object-store root (`s3://...`) the locks sit in this node's cache, so runs on one node
 compute a key once; runs on different nodes may both compute it, and the store's conditional
-commit makes one build win for all of them (`distill.store.remote`). The locks only save compute;
-correctness never depends on them.
+commit makes one build win for all of them (`distill.store.remote`). Across nodes the locks only
+save compute. On one node they also guard the cache: verifying a stage or losing its commit adopts
+the committed build, which deletes and replaces files in the stage's local folder, so both happen
+here only under the key's lock, never beside a run training that key on this node.
 """
 
 from __future__ import annotations
@@ -166,8 +168,10 @@ def _run_stage(inputs: StageInput, artifact_root: str, body: Callable[[StageDire
     name = inputs.kind
     directory = stage_directory(artifact_root, name, stage_key(inputs))
     context = TaskRunContext.get()
-    if context is not None and context.task.refresh_cache:
-        # An explicit refresh means recompute from scratch: no reuse, no resume.
+    refresh = context is not None and context.task.refresh_cache
+    if refresh:
+        # An explicit refresh means recompute from scratch: no reuse, no resume (not even from a checkpoint an
+        # attempt elsewhere uploads after the discard).
         logger.info("%s: refresh requested; discarding %s", name, directory.path)
         directory.discard()
     else:
@@ -178,7 +182,7 @@ def _run_stage(inputs: StageInput, artifact_root: str, body: Callable[[StageDire
         if directory.path.is_dir():  # e.g. a run killed while training or writing: say why it is redone
             logger.info("%s: %s is not usable (%s); recomputing", name, directory.path, check.reason)
     directory.prepare()
-    fetched = resume_from_store(directory)
+    fetched = None if refresh else resume_from_store(directory)
     if fetched is not None:
         logger.info("%s: fetched %s from the artifact store to resume from", name, fetched.name)
     logger.info("%s: computing into %s", name, directory.path)

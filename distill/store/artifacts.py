@@ -12,7 +12,8 @@ hundred bytes, never a model or tensor.
 
 An artifact root may also be an object store (`s3://bucket/prefix`, see `distill.store.remote`): the
 directories then live in a per-node cache, a stage is complete once its manifest is committed to the
-store, and a directory missing or damaged in the cache is fetched from the store when it is verified.
+store, and verifying a directory reads the committed manifest: the cached copy is served only when it is that
+build; otherwise the committed build is fetched, or, with none committed, the copy is not complete.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -35,6 +36,12 @@ from distill.io import atomic_write_bytes, atomic_write_text
 from distill.store.attempts import ATTEMPTS, clear_attempts
 from distill.store.fingerprint import hash_object, sha256_bytes, sha256_file
 from distill.store.remote import ObjectStore, cache_root, is_remote, manifest_files, open_store
+from distill.store.remote_checkpoints import (
+    fetch_newest_checkpoint,
+    new_attempt_id,
+    prune_checkpoints,
+    upload_checkpoint,
+)
 
 MANIFEST = "manifest.json"
 COMPLETE = "_COMPLETE"
@@ -139,16 +146,22 @@ class Verification:
 class StageDirectory:
     """One stage output directory and the protocol for writing it safely.
 
-    With `remote`, the directory is this node's copy of a stage in an object store: `verify` fetches a
-    stage committed there, `fetch_checkpoint` and `checkpoint_saved` move checkpoints between the two, and
-    `finalize` commits to the store first (blobs, then the manifest, conditionally) and adopts another
-    writer's commit if it lost (its own checkpoints go too, `keep_checkpoints` or not).
+    With `remote`, the directory is this node's copy of a stage in an object store: `verify` makes it the
+    build committed there, `fetch_checkpoint` and `checkpoint_saved` move checkpoints between the two (this
+    object's own under its `attempt` prefix: one object per attempt), and `finalize` commits to the store
+    first (blobs, then the manifest, conditionally) and adopts another writer's commit if it lost (its own
+    checkpoints go too, `keep_checkpoints` or not).
+
+    Adopting a build replaces files in the local folder: with a remote root, call `verify` and `finalize`
+    only holding the key's lock on this node (tasks/stage.py does), or they may rewrite the folder under a
+    run training into it.
     """
 
     root: Path
     stage: str
     key: str
     remote: ObjectStore | None = None
+    attempt: str = field(default_factory=new_attempt_id, compare=False)
 
     @property
     def path(self) -> Path:
@@ -171,14 +184,19 @@ class StageDirectory:
     def verify(self) -> Verification:
         """Complete and intact: marker present, manifest hash matches it, every listed file matches.
 
-        With a remote store, a local copy that is not (missing, unfinished, damaged) is replaced by the
-        stage's committed copy in the store when there is one: downloading here is what lets a stage
-        completed on another node be served as cached."""
+        With a remote store the committed manifest is the truth, read each time (one GET): a local copy
+        is served only when it is intact and its manifest has the same bytes; otherwise the committed
+        build is fetched (a stage completed on another node, or rebuilt there since this node took its
+        copy). With none committed (never, or withdrawn by a refresh) the local copy is not complete
+        either: its `_COMPLETE` goes, so the stage recomputes (resuming from its checkpoints)."""
         check = self._verify_local()
-        if check.ok or self.remote is None:
+        if self.remote is None:
             return check
         committed = self.remote.read_manifest(self.stage, self.key)
         if committed is None:
+            (self.path / COMPLETE).unlink(missing_ok=True)
+            return Verification(False, "no build of the stage is committed in the object store")
+        if check.ok and (self.path / MANIFEST).read_bytes() == committed:
             return check
         self._adopt(committed)
         return self._verify_local()
@@ -235,10 +253,8 @@ class StageDirectory:
         another node. Returns the folder fetched, or None."""
         if self.remote is None:
             return None
-        steps = self.remote.checkpoint_steps(self.stage, self.key)
-        if not steps or (newer_than is not None and steps[0] <= newer_than):
-            return None
-        return self.remote.download_checkpoint(self.stage, self.key, steps[0], self.checkpoints)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        return fetch_newest_checkpoint(self.remote, self.stage, self.key, newer_than, self.checkpoints)
 
     def discard(self) -> None:
         """Remove the stage for an explicit recompute: the local directory and, in a remote store, its manifest
@@ -248,13 +264,14 @@ class StageDirectory:
             self.remote.discard(self.stage, self.key)
 
     def checkpoint_saved(self, folder: Path) -> None:
-        """A checkpoint was written to `folder` (under `checkpoints`): copy it to the remote store, and drop
-        remote checkpoints the Trainer's rotation has removed locally. Nothing to do for a local root."""
+        """A checkpoint was written to `folder` (under `checkpoints`): copy it to this attempt's prefix in the
+        remote store, and drop this attempt's remote checkpoints the Trainer's rotation has removed locally
+        (other attempts' stay theirs). Nothing to do for a local root."""
         if self.remote is None:
             return
-        self.remote.upload_checkpoint(self.stage, self.key, folder)
+        upload_checkpoint(self.remote, self.stage, self.key, self.attempt, folder)
         kept = {child.name for child in self.checkpoints.iterdir() if child.is_dir()}
-        self.remote.prune_checkpoints(self.stage, self.key, kept)
+        prune_checkpoints(self.remote, self.stage, self.key, self.attempt, kept)
 
     def finalize(
         self,
@@ -269,7 +286,8 @@ class StageDirectory:
 
         With a remote store the commit happens there first: blobs, then the manifest with a conditional
         create. A writer that loses the race adopts the winner's manifest and files, and returns the
-        winner's result; locks play no part in this (see distill.store.remote)."""
+        winner's result. Which build wins needs no lock; adopting it rewrites this node's folder, which is
+        why the caller holds the key's lock on this node (see distill.store.remote)."""
         if not keep_checkpoints:
             shutil.rmtree(self.checkpoints, ignore_errors=True)
         files = {}

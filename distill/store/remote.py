@@ -7,15 +7,24 @@ root. The store holds, under the prefix:
 - `blobs/sha256/<hex>`: every output file, content-addressed (uploaded once, skipped when present);
 - `<stage>/<key>/manifest.json`: written last, with a conditional create (`If-None-Match: *`). Its
   presence is what makes a stage complete: blobs go first, so no reader sees a manifest whose
-  blobs are missing;
-- `<stage>/<key>/checkpoints/checkpoint-N/...` and its `_COMPLETE` marker (last) while training,
-  so a retry on another machine resumes; removed when the stage finalizes;
+  blobs are missing. It is the truth for every node: `StageDirectory.verify` reads it each time
+  (one GET) and serves the local copy only when its manifest has the same bytes;
+- `<stage>/<key>/checkpoints/<attempt>/checkpoint-N/...` while training, one prefix per attempt, so a
+  retry on another machine resumes (`distill.store.remote_checkpoints`); removed when the stage finalizes;
 - `runs/<flow run name>/`: the run report (plain puts).
 
-Racing writers are safe without any lock: exactly one conditional create succeeds, and every other
-writer takes the winner's manifest, replaces its own outputs with the winner's files and returns the
-winner's result (same manifest and content hash, so later stages' keys agree). Locks (the flock lock
-manager on each node's cache) only save duplicate compute on one node.
+Racing writers of one key on different nodes need no lock: exactly one conditional create succeeds,
+and every other writer takes the winner's manifest, replaces its own outputs with the winner's files
+and returns the winner's result (same manifest and content hash, so later stages' keys agree). The
+store's state never depends on a lock. The node's cache does, in one place: adopting a manifest
+(`StageDirectory._adopt`, from `verify` or a lost commit) deletes and replaces files in the stage's local
+folder, and only the flock lock on that node (tasks/locking.py) keeps it from doing so under a run
+that is training the same key there. So every writer of the cache must hold the key's lock, as
+`tasks/stage.py` does; across nodes the locks only save duplicate compute.
+
+Errors (`store_errors`): connection failures, timeouts, throttling, 5xx and 409 answers are transient
+(Prefect retries the stage); missing credentials, invalid parameters, a missing region or bucket and
+403 answers are the setting's (ConfigError naming artifact_root); anything else propagates as a bug.
 
 Blobs of a losing writer that the winner does not share stay in the store: nothing collects them yet.
 """
@@ -27,7 +36,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,13 +43,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from distill.errors import ConfigError, TransientError
+from distill.errors import ConfigError, TransientError, first_line
 from distill.store.fingerprint import sha256_file
 
 S3_EXTRA = "pip install 'distill[s3]'"
 REMOTE_SCHEMES = ("s3",)  # what the store is tested with (tests/distill/test_object_store.py, against moto)
 BLOBS = "blobs/sha256"
-CHECKPOINT_DONE = "_COMPLETE"  # the last object of a remote checkpoint: its files are all there
 
 
 def is_remote(artifact_root: str) -> bool:
@@ -55,15 +62,62 @@ def cache_root(artifact_root: str) -> Path:
     return (base / "artifacts" / digest).resolve()
 
 
-@contextlib.contextmanager
-def _network(what: str) -> Iterator[None]:
-    """Connection failures mid-stage are transient (Prefect retries the stage); anything else propagates."""
-    from botocore.exceptions import BotoCoreError
+# Answers that say "come back later": S3 throttling, a conditional write racing another (AWS's 409), timeouts.
+_TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "ConditionalRequestConflict", "InternalError"})
+_CONFIG_CODES = frozenset({"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
 
+
+@contextlib.contextmanager
+def store_errors(url: str, what: str) -> Iterator[None]:
+    """Classify what a call to the store raised (see the module docstring); `url` is the artifact root."""
     try:
         yield
-    except (BotoCoreError, TimeoutError, ConnectionError) as exc:
-        raise TransientError(f"object store: {what}: {exc}") from exc
+    except Exception as exc:
+        kind = _store_error_kind(exc)
+        if kind == "transient":
+            raise TransientError(f"object store: {what}: {first_line(exc)}") from exc
+        if kind == "config":
+            raise ConfigError(f"artifact_root: {url}: {what}: {first_line(exc)}") from exc
+        raise
+
+
+def _store_error_kind(exc: BaseException) -> str | None:
+    """'transient', 'config', or None (not a store failure this module knows: it propagates unchanged)."""
+    from botocore import exceptions as boto
+
+    configuration = (
+        boto.NoCredentialsError,
+        boto.PartialCredentialsError,
+        boto.CredentialRetrievalError,
+        boto.UnknownCredentialError,
+        boto.ParamValidationError,
+        boto.NoRegionError,
+        boto.ProfileNotFound,
+        boto.ValidationError,
+        boto.InvalidConfigError,
+    )
+    if isinstance(exc, (TransientError, ConfigError)):
+        return None  # classified already
+    if isinstance(exc, configuration):
+        return "config"
+    if isinstance(exc, (boto.HTTPClientError, boto.ConnectionError, boto.IncompleteReadError, boto.ChecksumError)):
+        return "transient"
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return "transient"
+    # s3fs raises an OSError (FileNotFoundError, PermissionError, ...) from the ClientError of an HTTP answer
+    # it has already retried where it knows to (s3fs.errors.translate_boto_error).
+    answer = getattr(exc.__cause__, "response", None) if isinstance(exc, OSError) else None
+    if isinstance(exc, boto.ClientError):
+        answer = exc.response
+    if not isinstance(answer, dict):
+        return None
+    status = answer.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = answer.get("Error", {}).get("Code")
+    if code in _TRANSIENT_CODES or status in (408, 409, 429) or (isinstance(status, int) and status >= 500):
+        return "transient"
+    if code in _CONFIG_CODES or status == 403:
+        return "config"
+    return None
 
 
 @dataclass(frozen=True)
@@ -77,6 +131,10 @@ class ObjectStore:
     def _path(self, *parts: str) -> str:
         return "/".join([self.prefix, *parts])
 
+    def calls(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """Around calls to the store: their failures classified (store_errors), naming this root."""
+        return store_errors(self.url, what)
+
     def blob(self, sha256: str) -> str:
         return self._path(BLOBS, sha256)
 
@@ -84,13 +142,14 @@ class ObjectStore:
         return self._path(stage, key, "manifest.json")
 
     def checkpoints(self, stage: str, key: str) -> str:
+        """Every attempt's checkpoints of a stage (distill.store.remote_checkpoints)."""
         return self._path(stage, key, "checkpoints")
 
     # ------------------------------------------------------------------ stages
 
     def read_manifest(self, stage: str, key: str) -> bytes | None:
         """The committed manifest's bytes, or None while the stage is not complete in the store."""
-        with _network("reading a manifest"):
+        with self.calls("reading a manifest"):
             try:
                 return self.fs.cat_file(self.manifest(stage, key))
             except FileNotFoundError:
@@ -98,29 +157,36 @@ class ObjectStore:
 
     def upload_blobs(self, folder: Path, files: dict[str, dict[str, Any]]) -> None:
         """Put each listed file of `folder` at its content address, unless an object is already there."""
-        with _network("uploading outputs"):
+        with self.calls("uploading outputs"):
             for name, entry in files.items():
                 target = self.blob(entry["sha256"])
                 if not self.fs.exists(target):  # a put is atomic: the object appears whole or not at all
                     self.fs.put_file(str(folder / name), target)
 
     def commit_manifest(self, stage: str, key: str, data: bytes) -> bytes:
-        """Create the stage's manifest unless one exists; returns the manifest that won (ours or another's)."""
-        path = self.manifest(stage, key)
-        with _network("committing a manifest"):
-            try:
-                self.fs.pipe_file(path, data, mode="create")  # If-None-Match: *
-                return data
-            except FileExistsError:  # s3fs's reading of 412 PreconditionFailed: another writer committed first
-                return self.fs.cat_file(path)
+        """Create the stage's manifest unless one exists; returns the manifest that won (ours or another's).
+
+        Whatever the conditional create raises, the store's manifest decides: s3fs reads 412 as
+        FileExistsError only when the answer names the If-None-Match condition, other stores answer
+        otherwise, and a retried put whose first answer was lost finds its own manifest. Ours there: we
+        won; another: we lost (the caller adopts it); none: the create failed, transiently."""
+        try:
+            with self.calls("committing a manifest"):
+                self.fs.pipe_file(self.manifest(stage, key), data, mode="create")  # If-None-Match: *
+            return data
+        except (OSError, TransientError) as exc:
+            committed = self.read_manifest(stage, key)
+            if committed is None:
+                raise TransientError(f"object store: committing a manifest: {first_line(exc)}") from exc
+            return committed
 
     def download_files(self, folder: Path, files: dict[str, dict[str, Any]]) -> None:
         """Make `folder`'s listed files those of the manifest: each missing or different one is fetched to a
         temporary name, checked against its sha256 and renamed into place."""
-        with _network("downloading outputs"):
+        with self.calls("downloading outputs"):
             for name, entry in files.items():
                 target = folder / name
-                if _matches(target, entry):
+                if matches(target, entry):
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
@@ -134,67 +200,21 @@ class ObjectStore:
 
     def discard(self, stage: str, key: str) -> None:
         """Withdraw a stage (an explicit refresh): its manifest and checkpoints; blobs stay, they may be shared."""
-        with _network("discarding a stage"):
+        with self.calls("discarding a stage"):
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.manifest(stage, key))
-            self.remove_checkpoints(stage, key)
-
-    # ------------------------------------------------------------------ checkpoints
-
-    def upload_checkpoint(self, stage: str, key: str, folder: Path) -> None:
-        """Copy a complete local `checkpoint-N` folder, then its marker: a remote checkpoint without the
-        marker is incomplete and never resumed from."""
-        remote = f"{self.checkpoints(stage, key)}/{folder.name}"
-        with _network("uploading a checkpoint"):
-            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-                self.fs.put_file(str(file), f"{remote}/{file.relative_to(folder).as_posix()}")
-            self.fs.pipe_file(f"{remote}/{CHECKPOINT_DONE}", b"")
-
-    def checkpoint_steps(self, stage: str, key: str) -> list[int]:
-        """Steps of the remote checkpoints whose marker is present, newest first."""
-        with _network("listing checkpoints"):
-            try:
-                names = self.fs.ls(self.checkpoints(stage, key), detail=False)
-            except FileNotFoundError:
-                return []
-            steps = []
-            for name in names:
-                base = name.rstrip("/").rsplit("/", 1)[-1]
-                if base.startswith("checkpoint-") and base[len("checkpoint-") :].isdigit():
-                    if self.fs.exists(f"{name.rstrip('/')}/{CHECKPOINT_DONE}"):
-                        steps.append(int(base[len("checkpoint-") :]))
-            return sorted(steps, reverse=True)
-
-    def download_checkpoint(self, stage: str, key: str, step: int, checkpoints: Path) -> Path:
-        """Fetch remote `checkpoint-<step>` into `checkpoints/` (assembled under a temporary name, then renamed)."""
-        name = f"checkpoint-{step}"
-        target, partial = checkpoints / name, checkpoints / f".{name}.{uuid.uuid4().hex}.partial"
-        with _network("downloading a checkpoint"):
-            try:
-                self.fs.get(f"{self.checkpoints(stage, key)}/{name}/", str(partial), recursive=True)
-                (partial / CHECKPOINT_DONE).unlink(missing_ok=True)
-                shutil.rmtree(target, ignore_errors=True)
-                partial.rename(target)
-            finally:
-                shutil.rmtree(partial, ignore_errors=True)
-        return target
-
-    def prune_checkpoints(self, stage: str, key: str, keep: set[str]) -> None:
-        """Delete remote checkpoints not named in `keep` (the Trainer rotated them out locally)."""
-        with _network("pruning checkpoints"):
-            for step in self.checkpoint_steps(stage, key):
-                if f"checkpoint-{step}" not in keep:
-                    self.fs.rm(f"{self.checkpoints(stage, key)}/checkpoint-{step}", recursive=True)
+        self.remove_checkpoints(stage, key)
 
     def remove_checkpoints(self, stage: str, key: str) -> None:
-        with _network("removing checkpoints"), contextlib.suppress(FileNotFoundError):
+        """Every attempt's remote checkpoints (the stage is complete, or discarded)."""
+        with self.calls("removing checkpoints"), contextlib.suppress(FileNotFoundError):
             self.fs.rm(self.checkpoints(stage, key), recursive=True)
 
     # ------------------------------------------------------------------ other folders
 
     def put_folder(self, folder: Path, relative: str) -> str:
         """Copy a local folder's files to `<prefix>/<relative>/` (plain puts: e.g. a run's report); its URL."""
-        with _network("uploading a folder"):
+        with self.calls("uploading a folder"):
             for file in sorted(p for p in folder.rglob("*") if p.is_file()):
                 self.fs.put_file(str(file), self._path(relative, file.relative_to(folder).as_posix()))
         return f"{self.url.rstrip('/')}/{relative}"
@@ -207,7 +227,7 @@ class ObjectStore:
             fs.pipe_file(probe, b"")
             fs.rm_file(probe)
         except Exception as exc:  # noqa: BLE001 - any failure here is the setting's: bucket, credentials, endpoint
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise ConfigError(f"artifact_root: {self.url}: cannot write to the object store ({reason})") from None
 
 
@@ -245,7 +265,7 @@ def _cached_filesystem(endpoint: str | None, access_key: str | None, quick: bool
     return fs
 
 
-def _matches(file: Path, entry: dict[str, Any]) -> bool:
+def matches(file: Path, entry: dict[str, Any]) -> bool:
     return file.is_file() and file.stat().st_size == entry["size"] and sha256_file(file) == entry["sha256"]
 
 

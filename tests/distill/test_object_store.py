@@ -18,6 +18,7 @@ import pytest
 
 from distill.errors import ConfigError
 from distill.store.artifacts import COMPLETE, MANIFEST, check_artifact_root, remote_store, resolve_root, stage_directory
+from distill.store.remote_checkpoints import list_checkpoints
 
 STAGE, KEY = "finetune_teacher", "finetune-teacher-0123456789abcdef01234567"
 WRITERS = 8
@@ -151,6 +152,41 @@ def test_a_stage_written_on_one_node_is_read_on_another(
     assert not stage_directory(s3_root, STAGE, "finetune-teacher-" + "f" * 24).verify().ok
 
 
+def build(root: str, writer: int, *, discard: bool = False) -> Any:
+    """Compute the stage on the current node (after a refresh's discard, if asked) with `writer`'s outputs."""
+    directory = stage_directory(root, STAGE, KEY)
+    if discard:
+        directory.discard()
+    directory.prepare()
+    write_outputs(directory.path, writer)
+    return directory.finalize(config={}, metrics={"writer": writer}, upstream={}, code_version="test")
+
+
+def test_a_node_serves_the_committed_build_not_its_stale_copy(
+    s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node A commits X, node B adopts X, node A refreshes and commits Y: node B now serves Y (one content hash
+    for every node, so downstream keys agree); once the build is withdrawn from the store, node B serves nothing."""
+    on_node(monkeypatch, tmp_path / "node-a")
+    x = build(s3_root, 1)
+    on_node(monkeypatch, tmp_path / "node-b")
+    on_b = stage_directory(s3_root, STAGE, KEY)
+    assert on_b.verify().ok and on_b.result().content_sha256 == x.content_sha256
+
+    on_node(monkeypatch, tmp_path / "node-a")
+    y = build(s3_root, 2, discard=True)
+    assert y.content_sha256 != x.content_sha256
+    on_node(monkeypatch, tmp_path / "node-b")
+    assert on_b.verify().ok
+    assert (on_b.result().content_sha256, on_b.result().manifest_sha256) == (y.content_sha256, y.manifest_sha256)
+    assert not (on_b.path / "only-writer-1.txt").exists() and (on_b.path / "only-writer-2.txt").is_file()
+
+    remote_store(s3_root).discard(STAGE, KEY)  # a refresh elsewhere withdrew it, and has not committed yet
+    check = on_b.verify()
+    assert not check.ok and "committed" in check.reason
+    assert not (on_b.path / COMPLETE).exists()  # withdrawn locally too: the stage recomputes or resumes
+
+
 def test_a_worker_on_another_node_reads_the_prefect_record(
     s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -220,7 +256,7 @@ def test_training_killed_on_one_node_resumes_on_another(
     node_a.prepare()
     with pytest.raises(Interrupted):
         run(node_a.checkpoints, MirrorCheckpoints(node_a.checkpoint_saved), CrashAfterCheckpoint(4))
-    assert store.checkpoint_steps(STAGE, KEY) == [4]  # checkpoint-2 was rotated out, locally and in the store
+    assert steps(store) == [4]  # checkpoint-2 was rotated out, locally and in the store
 
     on_node(monkeypatch, tmp_path / "node-b")  # the retry lands on another machine: an empty cache
     node_b = stage_directory(s3_root, STAGE, KEY)
@@ -231,10 +267,19 @@ def test_training_killed_on_one_node_resumes_on_another(
     resumed = run(node_b.checkpoints, MirrorCheckpoints(node_b.checkpoint_saved))
     assert resumed.resumed_from == "checkpoint-4" and resumed.global_step == reference.global_step == 12
     assert resumed.train_loss == pytest.approx(reference.train_loss, rel=1e-9)
-    assert store.checkpoint_steps(STAGE, KEY) == [12]
+    # Node B's attempt keeps its newest under its own prefix; node A's stays its own until the stage finalizes.
+    assert {(c.attempt, c.step) for c in list_checkpoints(store, STAGE, KEY)} == {
+        (node_a.attempt, 4),
+        (node_b.attempt, 12),
+    }
     assert resume_from_store(node_b) is None  # nothing newer in the store than what node B has
     node_b.finalize(config={}, metrics={}, upstream={}, code_version="test")
-    assert store.checkpoint_steps(STAGE, KEY) == [] and not store.fs.exists(store.checkpoints(STAGE, KEY))
+    assert steps(store) == [] and not store.fs.exists(store.checkpoints(STAGE, KEY))
+
+
+def steps(store: Any) -> list[int]:
+    """The complete remote checkpoints' steps, over all attempts, newest first."""
+    return [checkpoint.step for checkpoint in list_checkpoints(store, STAGE, KEY)]
 
 
 def test_the_preflight_names_artifact_root_when_the_store_is_unusable(
