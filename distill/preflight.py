@@ -39,6 +39,7 @@ def preflight(config: RunConfig) -> None:
     data = load_task_data(config.data, need_train=not config.teacher.finetuned or bool(config.stages))
     check_sweep_metrics(config, data)
     check_devices(config)
+    check_tracking_devices(config)
     check_chain(config)
     if config.augmentation is not None and config.stages:
         from distill.augment.runner import check_resources
@@ -69,6 +70,19 @@ def check_devices(config: RunConfig, gpus: int | None = None) -> None:
         if training.devices > gpus:
             raise ConfigError(
                 f"{where}.devices is {training.devices}, but this machine has {gpus} GPU{'s' if gpus != 1 else ''}"
+            )
+
+
+def check_tracking_devices(config: RunConfig) -> None:
+    """`tracking` and `training.devices > 1` are refused together: the ranks' Trainer runs in torchrun's processes,
+    out of reach of the stage's TensorBoard and MLflow callbacks, and a run must not publish curves it never drew."""
+    if config.tracking is None:
+        return
+    for where, training in training_sections(config):
+        if training.devices > 1:
+            raise ConfigError(
+                f"{where}.devices is {training.devices}: tracking (TensorBoard, MLflow) is not available for a stage "
+                "trained on several devices; remove `tracking` or train on one device"
             )
 
 

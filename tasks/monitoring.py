@@ -170,8 +170,9 @@ class TrainingMonitoring:
         if self.trackers is None:
             return
         logger = get_run_logger()
-        if self.trackers.tensorboard_dir is not None:
-            folder = self.trackers.tensorboard_dir
+        folder = self.trackers.tensorboard_dir
+        # Only a folder the stage wrote events to: a stage trained elsewhere (several devices) wrote none.
+        if folder is not None and folder.is_dir() and any(path.is_file() for path in folder.rglob("*")):
             logger.info("TensorBoard events in %s", folder)
             markdown = f"# TensorBoard: {self.slug}\n\nEvents in `{folder}`.\n\n`tensorboard --logdir {folder}`"
             create_markdown_artifact(

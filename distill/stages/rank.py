@@ -12,13 +12,15 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from distill.errors import DistillError, first_line, is_transient
 from distill.io import atomic_write_json
-from distill.stages.distributed import die_with_parent, read_spec
+from distill.stages.distributed import CHECKPOINT_SAVED, die_with_parent, failure_file, read_spec
 from distill.training import distributed
 from distill.training.progress import TrainingPace, format_duration, progress_text
 
@@ -55,20 +57,66 @@ class PrintProgress(TrainerCallback):
             print(progress_text(state.global_step, state.max_steps, self.pace, logs, epoch=state.epoch), flush=True)
 
 
+class ReportCheckpoints(TrainerCallback):
+    """Rank 0 lists each checkpoint it saved in the launch's scratch folder (CHECKPOINT_SAVED): the parent, which
+    holds the artifact store, mirrors it there (`StageDirectory.checkpoint_saved`). `on_save` runs once rank 0 has
+    written the checkpoint and rotated older ones out (the parent waits for the other ranks' RNG states)."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.listing = scratch / CHECKPOINT_SAVED
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            with self.listing.open("a", encoding="utf-8") as listing:  # one write of a whole line
+                listing.write(f"{Path(args.output_dir).absolute() / f'checkpoint-{state.global_step}'}\n")
+
+
+def report_failure(scratch: Path, exc: BaseException) -> None:
+    """This rank's failure, for the parent to name the rank that failed first and say whether a retry may pass."""
+    kind = type(exc).__name__ if isinstance(exc, DistillError) else None
+    failure = {
+        "time_ns": time.time_ns(),
+        "transient": is_transient(exc),
+        "user_error": kind,
+        "collective": _collective(exc),
+        "type": type(exc).__name__,
+        "message": first_line(exc),
+    }
+    atomic_write_json(failure_file(scratch, distributed.rank()), failure)
+
+
+def _collective(exc: BaseException) -> bool:
+    """A failure of the ranks' communication: most often another rank's failure seen from here (it died)."""
+    import torch
+
+    return isinstance(exc, torch.distributed.DistError) or any(
+        word in str(exc).lower() for word in ("gloo", "nccl", "connection closed by peer", "connection reset")
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    spec = Path(argv[0])
+    try:
+        run(spec)
+    except Exception as exc:
+        report_failure(spec.parent, exc)
+        raise
+
+
+def run(spec: Path) -> None:
     die_with_parent()  # torchrun gone (killed with its parent): this rank goes too
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logging.getLogger("distill").addHandler(handler)
     logging.getLogger("distill").setLevel(logging.INFO)
-    inputs, directory, result = read_spec(Path(argv[0]))
+    inputs, directory, result = read_spec(spec)
     if inputs.devices != distributed.world_size():
         raise RuntimeError(f"the spec asks for {inputs.devices} devices; torchrun started {distributed.world_size()}")
     distributed.init_process_group()
     module, name = BODIES[inputs.kind]
     body = getattr(importlib.import_module(module), name)
-    metrics = body(inputs, directory, callbacks=[PrintProgress()])
+    metrics = body(inputs, directory, callbacks=[PrintProgress(), ReportCheckpoints(spec.parent)])
     if distributed.is_main_process():
         atomic_write_json(result, metrics)
     distributed.destroy_process_group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +14,45 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from distill.training import distributed
+
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Written by the Trainer in this order; trainer_state.json last, so its presence means the rest exists.
 _REQUIRED = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+_RANK_RNG = re.compile(r"^rng_state_(\d+)\.pth$")  # one per rank, written by each rank, in no order with the rest
 
 
-def checkpoint_is_valid(folder: Path) -> bool:
-    """All state files present, weights present and the trainer state parseable (a kill -9 can cut any write)."""
+def _complete_zip(path: Path) -> bool:
+    """torch.save writes a zip: a write cut short lacks the central directory at its end (or a member's bytes)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def rng_states_are_complete(folder: Path, world_size: int) -> bool:
+    """Every rank's RNG state is there and whole: `rng_state_{r}.pth` for each rank r of a multi-process run.
+
+    Each rank writes its own, while rank 0 writes the rest, so `trainer_state.json` says nothing about them: a
+    kill between the writes leaves one missing or cut short, and HF's resume fails on it at every retry. The
+    ranks are `world_size` (the run resuming), or more if the folder holds more ranks' states."""
+    indexed = [int(match.group(1)) for child in folder.iterdir() if (match := _RANK_RNG.match(child.name))]
+    ranks = max([world_size, *(index + 1 for index in indexed)])
+    if ranks == 1:
+        single = folder / "rng_state.pth"
+        return not single.exists() or _complete_zip(single)  # older checkpoints may lack it; HF then skips it
+    return all(_complete_zip(folder / f"rng_state_{rank}.pth") for rank in range(ranks))
+
+
+def checkpoint_is_valid(folder: Path, world_size: int | None = None) -> bool:
+    """All state files present, weights present, the trainer state parseable and every rank's RNG state whole
+    (a kill -9 can cut any write). `world_size`: the processes of the run that would resume from it (default:
+    this process's run)."""
+    if world_size is None:
+        world_size = distributed.world_size()
+    if not rng_states_are_complete(folder, world_size):
+        return False
     if not all((folder / name).is_file() and (folder / name).stat().st_size > 0 for name in _REQUIRED):
         return False
     if not any(folder.glob("*.safetensors")):
@@ -31,8 +64,8 @@ def checkpoint_is_valid(folder: Path) -> bool:
     return True
 
 
-def latest_valid_checkpoint(directory: Path) -> Path | None:
-    """The highest-step `checkpoint-N` folder in `directory` that is complete, or None."""
+def latest_valid_checkpoint(directory: Path, world_size: int | None = None) -> Path | None:
+    """The highest-step `checkpoint-N` folder in `directory` that is complete (`checkpoint_is_valid`), or None."""
     if not directory.is_dir():
         return None
     candidates = []
@@ -41,7 +74,7 @@ def latest_valid_checkpoint(directory: Path) -> Path | None:
         if match and child.is_dir():
             candidates.append((int(match.group(1)), child))
     for _, folder in sorted(candidates, reverse=True):
-        if checkpoint_is_valid(folder):
+        if checkpoint_is_valid(folder, world_size):
             return folder
     return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 
 import torch
 
@@ -34,13 +35,20 @@ def backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
+# How long a collective may wait for its slowest rank. The longest wait is planned: the other ranks sit at the
+# teacher-logits barrier for rank 0's whole teacher pass, hours on augmented data, and NCCL's 10-minute default
+# (which also overrides the TrainingArguments' `ddp_timeout`: the Trainer reuses this group) would abort them.
+# A rank that dies does not leave the others waiting this long: torchrun sees it exit and ends the group.
+COLLECTIVE_TIMEOUT = timedelta(hours=24)
+
+
 def init_process_group() -> None:
     """Join the ranks' process group now, before the Trainer does: the teacher-logits barrier comes before
     training. The Trainer (accelerate) reuses an initialised group."""
     if world_size() > 1 and not torch.distributed.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        torch.distributed.init_process_group(backend=backend())
+        torch.distributed.init_process_group(backend=backend(), timeout=COLLECTIVE_TIMEOUT)
 
 
 @contextlib.contextmanager

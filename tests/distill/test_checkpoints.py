@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
 
 from distill.config import ClassificationDataConfig, TrainingConfig
@@ -42,6 +43,33 @@ def test_newest_complete_checkpoint_wins(tmp_path: Path) -> None:
     (tmp_path / "checkpoint-60").mkdir()  # empty
     (tmp_path / "tmp-checkpoint-70").mkdir()
     assert latest_valid_checkpoint(tmp_path).name == "checkpoint-30"
+
+
+def rng_state(folder: Path, name: str) -> None:
+    torch.save({"python": list(range(100)), "cpu": torch.arange(1000)}, folder / name)
+
+
+def test_a_multi_process_checkpoint_needs_every_ranks_whole_rng_state(tmp_path: Path) -> None:
+    """Each rank writes its own rng_state_{r}.pth beside rank 0's files: a kill between those writes leaves one
+    missing or cut short, which HF's resume fails on at every retry, so such a checkpoint is not resumed from."""
+    checkpoint(tmp_path, 10)
+    checkpoint(tmp_path, 20)
+    for step in (10, 20):
+        for rank in (0, 1):
+            rng_state(tmp_path / f"checkpoint-{step}", f"rng_state_{rank}.pth")
+    assert latest_valid_checkpoint(tmp_path, world_size=2).name == "checkpoint-20"
+    last = tmp_path / "checkpoint-20" / "rng_state_1.pth"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # cut short
+    assert latest_valid_checkpoint(tmp_path, world_size=2).name == "checkpoint-10"
+    assert latest_valid_checkpoint(tmp_path, world_size=1).name == "checkpoint-10"  # the files say 2 ranks
+    last.unlink()  # never written: only the run's world size tells
+    assert latest_valid_checkpoint(tmp_path, world_size=2).name == "checkpoint-10"
+    # One process: rng_state.pth, whole if present (checkpoints saved without one still resume).
+    assert latest_valid_checkpoint(tmp_path / "one") is None
+    checkpoint(tmp_path / "one", 5)
+    assert latest_valid_checkpoint(tmp_path / "one", world_size=1).name == "checkpoint-5"
+    (tmp_path / "one" / "checkpoint-5" / "rng_state.pth").write_bytes(b"PK\x03\x04cut")
+    assert latest_valid_checkpoint(tmp_path / "one", world_size=1) is None
 
 
 def test_resumed_run_reports_the_mean_loss_of_every_step() -> None:

@@ -13,8 +13,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,9 @@ from safetensors.torch import load_file
 
 from distill.config import RunConfig
 from distill.data.synthetic import vocabulary
-from distill.errors import ConfigError
+from distill.errors import ConfigError, DataError, TransientError
 from distill.models.tiny import build_tiny_bert
-from distill.preflight import check_devices
+from distill.preflight import check_devices, check_tracking_devices
 from distill.stages import distributed as on_devices
 from distill.stages.intermediate import distill_intermediate_layers
 from distill.stages.plan import model_artifact, plan_intermediate, plan_prediction, plan_teacher
@@ -125,20 +128,38 @@ def assert_same_files_but_rank_states(single: StageDirectory, ranks: StageDirect
     assert renamed == one
 
 
+@dataclass(frozen=True)
+class MirroredDirectory(StageDirectory):
+    """A stage directory whose root is an object store, as far as the launching process sees: it records what it
+    is handed to mirror (the store's own copying is tested in tests/distill/test_remote_store.py)."""
+
+    mirrored: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def checkpoint_saved(self, folder: Path) -> None:
+        self.mirrored.append((folder.name, sorted(child.name for child in folder.iterdir())))
+
+
+def torchelastic_folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("torchelastic_*"))
+
+
 class TeacherRuns:
     """The teacher stage trained by one process (batch 2b) and by two (batch b each), and the latter's output."""
 
     def __init__(self, root: Path, teacher: Path) -> None:
         self.single = stage_directory(root / "one", "finetune_teacher")
-        self.ranks = stage_directory(root / "two", "finetune_teacher")
+        self.ranks = MirroredDirectory(root / "two", "finetune_teacher", "key", remote=object())  # type: ignore[arg-type]
+        self.ranks.prepare()
         self.ranks_inputs = plan_teacher(run_config(root / "two", teacher, devices=2, batch_size=BATCH))
         self.single_metrics = finetune_teacher(
             plan_teacher(run_config(root / "one", teacher, devices=1, batch_size=2 * BATCH)), self.single
         )
         self.lines: list[str] = []
+        before = torchelastic_folders()
         started = time.perf_counter()
         self.ranks_metrics = finetune_teacher(self.ranks_inputs, self.ranks, output=self.lines.append)
         print(f"two-process teacher stage: {time.perf_counter() - started:.1f} s")
+        self.torchelastic_left = torchelastic_folders() - before
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +179,18 @@ def test_teacher_on_two_cpu_processes_trains_as_one_with_twice_the_batch(teacher
     assert_same_files_but_rank_states(teacher_runs.single, teacher_runs.ranks)
     # Rank 0's progress lines reach the stage's output unprefixed.
     assert any(line.startswith(f"step {STEPS}/{STEPS}") for line in teacher_runs.lines), teacher_runs.lines
+    # torchrun's logs went into the launch's scratch folder, removed with it.
+    assert not teacher_runs.torchelastic_left
+
+
+def test_the_launching_process_mirrors_each_checkpoint_rank_0_saved(teacher_runs: TeacherRuns) -> None:
+    """The ranks' Trainer runs out of the reach of the stage's MirrorCheckpoints: rank 0 lists each checkpoint in
+    the launch's scratch folder, and the launching process (which holds the artifact store) hands it to
+    `checkpoint_saved` once every rank's RNG state is in it."""
+    saved = [name for name, _ in teacher_runs.ranks.mirrored]
+    assert saved == [f"checkpoint-{step}" for step in range(2, STEPS + 1, 2)]
+    assert all({"rng_state_0.pth", "rng_state_1.pth", "trainer_state.json"} <= set(names) for _, names in
+               teacher_runs.ranks.mirrored)  # fmt: skip
 
 
 def test_ranks_resume_from_the_newest_checkpoint(teacher_runs: TeacherRuns, tmp_path: Path) -> None:
@@ -250,24 +283,45 @@ def _commands() -> list[tuple[int, list[bytes]]]:
     return found
 
 
-def _rank_processes() -> dict[int, int]:
-    """pid -> rank of this user's processes running a stage's rank."""
+def _environment(pid: int) -> list[bytes] | None:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+
+
+def _processes(module: str, tag: str) -> dict[int, list[bytes]]:
+    """pid -> environment of this user's processes running `module` for this test: `tag`, a variable set in the
+    test's environment, is in theirs (inherited), so another DDP run on the machine is not counted."""
     found = {}
     for pid, command in _commands():
-        if on_devices.RANK_MODULE.encode() in command:
-            try:
-                environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            ranks = [item.removeprefix(b"RANK=") for item in environment if item.startswith(b"RANK=")]
-            if ranks:
-                found[pid] = int(ranks[0])
+        if module.encode() in command and (environment := _environment(pid)) is not None:
+            if any(item.startswith(tag.encode() + b"=") for item in environment):
+                found[pid] = environment
     return found
 
 
+def _rank_processes(tag: str) -> dict[int, int]:
+    """pid -> rank of this test's processes running a stage's rank."""
+    found = {}
+    for pid, environment in _processes(on_devices.RANK_MODULE, tag).items():
+        ranks = [item.removeprefix(b"RANK=") for item in environment if item.startswith(b"RANK=")]
+        if ranks:
+            found[pid] = int(ranks[0])
+    return found
+
+
+def _torchrun_processes(tag: str) -> list[int]:
+    return list(_processes(on_devices.TORCHRUN_MODULE, tag))
+
+
 def test_a_failing_rank_fails_the_stage_in_one_line_and_leaves_no_rank_behind(
-    teacher_path: Path, tmp_path: Path
+    teacher_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Rank 1 is killed; rank 0 then fails too, at its next collective, maybe in the same second (torchrun's root
+    cause would name it): the ranks' own failure reports name rank 1."""
+    tag = f"DISTILL_TEST_{uuid.uuid4().hex}"
+    monkeypatch.setenv(tag, "1")  # inherited by this test's ranks alone
     config = run_config(tmp_path, teacher_path, devices=2, batch_size=BATCH, max_steps=10_000, save_steps=10_000)
     inputs = plan_teacher(config)
     directory = stage_directory(tmp_path, inputs.kind)
@@ -286,7 +340,7 @@ def test_a_failing_rank_fails_the_stage_in_one_line_and_leaves_no_rank_behind(
     while not any(line.startswith("step ") for line in lines):  # both ranks are training
         assert thread.is_alive() and time.monotonic() < deadline, lines
         time.sleep(0.2)
-    victim = next(pid for pid, rank in _rank_processes().items() if rank == 1)
+    victim = next(pid for pid, rank in _rank_processes(tag).items() if rank == 1)
     os.kill(victim, 9)
     thread.join(60)
     assert not thread.is_alive()
@@ -294,7 +348,41 @@ def test_a_failing_rank_fails_the_stage_in_one_line_and_leaves_no_rank_behind(
     message = str(error)
     assert isinstance(error, on_devices.RankFailed) and "\n" not in message
     assert message.startswith("finetune_teacher: rank 1 of 2 failed"), message
-    assert not _rank_processes()
+    assert not _rank_processes(tag)
+
+
+def test_a_ranks_user_error_keeps_its_kind(teacher_path: Path, tmp_path: Path) -> None:
+    """Both ranks fail to read the training data: a DataError (a user error, not retried), in one line."""
+    data = tmp_path / "train.tsv"
+    data.write_text("text\tstars\nfine\t5\n")  # not the sentence/label columns the config names
+    config = run_config(tmp_path, teacher_path, devices=2, batch_size=BATCH, train=str(data))
+    inputs = plan_teacher(config)
+    with pytest.raises(DataError, match=r"^finetune_teacher: rank [01] of 2: ") as caught:
+        finetune_teacher(inputs, stage_directory(tmp_path, inputs.kind))
+    assert "\n" not in str(caught.value)
+
+
+def report(scratch: Path, rank: int, time_ns: int, **fields: Any) -> None:
+    failure = {"time_ns": time_ns, "transient": False, "user_error": None, "collective": False, "type": "X"}
+    (scratch / f"failure-{rank}.json").write_text(json.dumps({**failure, "message": f"rank {rank}", **fields}))
+
+
+def test_the_earliest_failure_report_decides_the_rank_and_the_kind(tmp_path: Path) -> None:
+    """What the launching process makes of the ranks' failure reports (the real ones: the two tests above)."""
+    torchrun_says = {on_devices.LAUNCHER: ["Root Cause (first observed failure):", "  rank      : 0 (local_rank: 0)"]}
+    tails: Any = {**torchrun_says, 0: ["Traceback", "boom"], 1: ["Traceback", "CUDA out of memory"]}
+    report(tmp_path, 0, 2_000, type="RuntimeError")
+    report(tmp_path, 1, 1_000, transient=True, type="OutOfMemoryError", message="CUDA out of memory")
+    error = on_devices.blame("finetune_teacher", 2, 1, tmp_path, tails)
+    assert isinstance(error, TransientError)  # retried by the stage task, as a one-process OOM is
+    assert str(error) == "finetune_teacher: rank 1 of 2 failed: OutOfMemoryError: CUDA out of memory"
+    # A communication failure is another rank's death seen from here: the rank with its own error comes first.
+    report(tmp_path, 1, 500, collective=True, type="DistBackendError")
+    error = on_devices.blame("finetune_teacher", 2, 1, tmp_path, tails)
+    assert isinstance(error, on_devices.RankFailed) and str(error).startswith("finetune_teacher: rank 0 of 2 failed")
+    report(tmp_path, 0, 200, user_error="ConfigError", type="ConfigError", message="bad field")
+    error = on_devices.blame("finetune_teacher", 2, 1, tmp_path, tails)
+    assert type(error) is ConfigError and str(error) == "finetune_teacher: rank 0 of 2: bad field"
 
 
 def test_more_devices_than_gpus_is_refused_at_preflight(teacher_path: Path, tmp_path: Path) -> None:
@@ -308,6 +396,19 @@ def test_more_devices_than_gpus_is_refused_at_preflight(teacher_path: Path, tmp_
     message = r"^stages\[0\]\.prediction_layer\.training\.devices is 3, but this machine has 2 GPUs$"
     with pytest.raises(ConfigError, match=message):
         check_devices(RunConfig.model_validate(raw), gpus=2)
+
+
+def test_tracking_with_several_devices_is_refused_at_preflight(teacher_path: Path, tmp_path: Path) -> None:
+    """The ranks' Trainer runs out of reach of the stage's TensorBoard and MLflow callbacks: refused up front."""
+    config = run_config(tmp_path, teacher_path, devices=2, batch_size=BATCH)
+    check_tracking_devices(config)
+    with_tracking = RunConfig.model_validate({**config.model_dump(), "tracking": {"tensorboard": str(tmp_path)}})
+    with pytest.raises(ConfigError, match=r"^teacher\.training\.devices is 2: tracking \(TensorBoard, MLflow\) is not"):
+        check_tracking_devices(with_tracking)
+    raw = with_tracking.model_dump()
+    for section in (raw["teacher"]["training"], raw["stages"][0]["prediction_layer"]["training"]):
+        section["devices"] = 1
+    check_tracking_devices(RunConfig.model_validate(raw))
 
 
 def test_every_training_stage_kind_can_run_in_a_rank() -> None:
@@ -328,22 +429,20 @@ def test_killing_the_stage_process_ends_torchrun_and_its_ranks(teacher_path: Pat
     stage = "import sys; from pathlib import Path; from distill.stages import distributed as d; " + (
         "inputs, directory, _ = d.read_spec(Path(sys.argv[1])); d.launch(inputs, directory)"
     )
-    parent = subprocess.Popen([sys.executable, "-c", stage, str(spec)], cwd=Path(__file__).parents[2])
+    tag = f"DISTILL_TEST_{uuid.uuid4().hex}"  # inherited by this test's torchrun and ranks alone
+    environment = {**os.environ, tag: "1"}
+    parent = subprocess.Popen([sys.executable, "-c", stage, str(spec)], cwd=Path(__file__).parents[2], env=environment)
     try:
         deadline = time.monotonic() + 120
         # Both ranks are training once a checkpoint is written (older ones are rotated away: any one will do).
         while not list(directory.checkpoints.glob("checkpoint-*")):
             assert parent.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
-        assert sorted(_rank_processes().values()) == [0, 1]
+        assert sorted(_rank_processes(tag).values()) == [0, 1]
     finally:
         parent.kill()
         parent.wait()
     deadline = time.monotonic() + 30
-    while _rank_processes() or _torchrun_processes():
-        assert time.monotonic() < deadline, (_rank_processes(), _torchrun_processes())
+    while _rank_processes(tag) or _torchrun_processes(tag):
+        assert time.monotonic() < deadline, (_rank_processes(tag), _torchrun_processes(tag))
         time.sleep(0.2)
-
-
-def _torchrun_processes() -> list[int]:
-    return [pid for pid, command in _commands() if on_devices.TORCHRUN_MODULE.encode() in command]

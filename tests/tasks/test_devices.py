@@ -7,11 +7,15 @@ The tiny QA teacher trains with length-grouped batches, so this also runs the QA
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
+import pytest
 from prefect import flow
 
+from distill.errors import DistillError
 from distill.store.artifacts import StageDirectory
+from tasks import compute
 from tasks.stage import bind
 from tasks.teacher import FINETUNE_TEACHER, finetune_teacher
 from tests import prefect_api
@@ -41,3 +45,27 @@ def test_teacher_task_trains_on_two_processes_and_logs_rank_zero_progress(tmp_pa
     )
     assert any(m.endswith("training on 2 processes: 2 steps, from step 0") for m in logs), logs
     assert any("step 2/2 (100%)" in m and "[rank" not in m for m in logs), logs
+
+
+def test_a_two_device_stage_holds_two_gpu_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compute_slot(devices=2)` holds the locks of two GPUs it sees while the stage runs, and refuses to start
+    with fewer (stand-in GPU ids: the machine has none)."""
+    monkeypatch.setenv(compute.DEVICE_LOCK_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(compute, "visible_devices", lambda: ["gpu-a", "gpu-b"])
+
+    def held(device: str) -> bool:
+        with open(tmp_path / f"{device}.lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
+
+    with compute.compute_slot(devices=2):
+        assert held("gpu-a") and held("gpu-b")
+    assert not held("gpu-a") and not held("gpu-b")
+    monkeypatch.setattr(compute, "visible_devices", lambda: ["gpu-a"])
+    with pytest.raises(DistillError, match="^this stage needs 2 GPUs; this process sees 1$"):
+        with compute.compute_slot(devices=2):
+            pass
