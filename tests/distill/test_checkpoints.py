@@ -8,20 +8,15 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
+from transformers import TrainerCallback
 
-from distill.config import ClassificationDataConfig, TrainingConfig
-from distill.data.classification import ClassificationDataset
-from distill.data.synthetic import synthetic_sentiment
-from distill.models.loading import load_model, load_tokenizer
 from distill.training.checkpoints import (
     TrainingClock,
     latest_valid_checkpoint,
     mean_loss_of_resumed_run,
     read_resume_point,
 )
-from distill.training.features import classification_train_dataset
-from distill.training.trainer import TrainSummary, train
+from tests.distill.tiny_training import tiny_classifier_run
 
 
 def checkpoint(root: Path, step: int, *, complete: bool = True, state: str = '{"global_step": 1}') -> None:
@@ -105,23 +100,7 @@ def test_a_resumed_run_outlives_the_checkpoint_it_resumed_from(
     checkpoint-4 at step 6; the run must still finish and report what an uninterrupted run reports.
 
     Without clock: a checkpoint saved before TrainingClock existed resumes too (its training time unknown)."""
-    tokenizer = load_tokenizer(str(tiny_classifier))
-    rows = synthetic_sentiment(rows=48, seed=5)
-    data = ClassificationDataset([r["sentence"] for r in rows], [r["label"] for r in rows], "mem")
-    features = classification_train_dataset(data, tokenizer, ClassificationDataConfig(eval="x.tsv"), ["0", "1"])
-    # 12 steps; losses logged every 3 steps and at every checkpoint; one checkpoint kept at a time.
-    training = TrainingConfig(
-        epochs=2, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, logging_steps=3, save_steps=2, save_total_limit=1
-    )
-
-    def run(checkpoints: Path, *callbacks: TrainerCallback) -> TrainSummary:
-        set_seed(0)
-        model, _ = load_model(str(tiny_classifier), "classification")
-        collator = DataCollatorWithPadding(tokenizer)
-        return train(
-            model, features, training, checkpoint_dir=checkpoints, seed=0, data_collator=collator, callbacks=callbacks
-        )
-
+    run = tiny_classifier_run(tiny_classifier)
     reference = run(tmp_path / "uninterrupted" / "checkpoints")
     checkpoints = tmp_path / "interrupted" / "checkpoints"
     with pytest.raises(Interrupted):

@@ -219,35 +219,14 @@ def test_a_worker_on_another_node_reads_the_prefect_record(
 def test_training_killed_on_one_node_resumes_on_another(
     s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_classifier: Path
 ) -> None:
-    from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
 
-    from distill.config import ClassificationDataConfig, TrainingConfig
-    from distill.data.classification import ClassificationDataset
-    from distill.data.synthetic import synthetic_sentiment
-    from distill.models.loading import load_model, load_tokenizer
     from distill.training.checkpoints import MirrorCheckpoints
-    from distill.training.features import classification_train_dataset
-    from distill.training.trainer import TrainSummary, train
     from tasks.stage import resume_from_store
     from tests.distill.test_checkpoints import CrashAfterCheckpoint, Interrupted
+    from tests.distill.tiny_training import tiny_classifier_run
 
-    tokenizer = load_tokenizer(str(tiny_classifier))
-    rows = synthetic_sentiment(rows=48, seed=5)
-    data = ClassificationDataset([r["sentence"] for r in rows], [r["label"] for r in rows], "mem")
-    features = classification_train_dataset(data, tokenizer, ClassificationDataConfig(eval="x.tsv"), ["0", "1"])
     # 12 steps, a checkpoint every 2, one kept: the store must drop rotated ones too.
-    training = TrainingConfig(
-        epochs=2, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, logging_steps=3, save_steps=2, save_total_limit=1
-    )
-
-    def run(checkpoints: Path, *callbacks: TrainerCallback) -> TrainSummary:
-        set_seed(0)
-        model, _ = load_model(str(tiny_classifier), "classification")
-        collator = DataCollatorWithPadding(tokenizer)
-        return train(
-            model, features, training, checkpoint_dir=checkpoints, seed=0, data_collator=collator, callbacks=callbacks
-        )
-
+    run = tiny_classifier_run(tiny_classifier)
     reference = run(tmp_path / "uninterrupted" / "checkpoints")
     store = remote_store(s3_root)
 
