@@ -317,6 +317,10 @@ def up(
     previous = ClusterState.load(state_dir)
     if previous is not None and any(running(process) for process in previous.processes):
         raise ClusterError(f"a cluster recorded in {state_dir} is still running: `down` it first")
+    if previous is not None and previous.marker:
+        # Its recorded processes are gone, but flow runs of a worker that died may still carry its marker; the new
+        # state file will not know it, so end them now.
+        stop(marked_processes(f"{MARKER_ENV}={previous.marker}"), grace=SWEEP_GRACE_S)
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     state = ClusterState(str(state_dir), pool=pool, devices=devices, marker=uuid.uuid4().hex)
     state.save()  # the marker is on disk before any process carries it

@@ -152,14 +152,15 @@ def run_stage(inputs: StageInput, artifact_root: str, body: Callable[[StageDirec
         return _run_stage(inputs, artifact_root, body)
 
 
-def resume_from_store(directory: StageDirectory) -> Path | None:
+def resume_from_store(directory: StageDirectory, world_size: int = 1) -> Path | None:
     """Fetch the stage's newest remote checkpoint (an attempt elsewhere got further than any local one), so
     the body's Trainer resumes from it; None when the root is local or nothing newer is there."""
     if directory.remote is None:
         return None
     from distill.training.checkpoints import checkpoint_step, latest_valid_checkpoint  # here: loads transformers
 
-    local = latest_valid_checkpoint(directory.checkpoints)
+    # Valid for the processes that will resume from it: a stage on N devices needs every rank's RNG state.
+    local = latest_valid_checkpoint(directory.checkpoints, world_size)
     return directory.fetch_checkpoint(checkpoint_step(local) if local is not None else None)
 
 
@@ -182,7 +183,7 @@ def _run_stage(inputs: StageInput, artifact_root: str, body: Callable[[StageDire
         if directory.path.is_dir():  # e.g. a run killed while training or writing: say why it is redone
             logger.info("%s: %s is not usable (%s); recomputing", name, directory.path, check.reason)
     directory.prepare()
-    fetched = None if refresh else resume_from_store(directory)
+    fetched = None if refresh else resume_from_store(directory, inputs.devices)
     if fetched is not None:
         logger.info("%s: fetched %s from the artifact store to resume from", name, fetched.name)
     logger.info("%s: computing into %s", name, directory.path)

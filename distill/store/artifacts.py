@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import shutil
 import time
 import uuid
@@ -31,7 +32,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, Field
 
 import distill
-from distill.errors import ConfigError
+from distill.errors import ConfigError, TransientError
 from distill.io import atomic_write_bytes, atomic_write_text
 from distill.store.attempts import ATTEMPTS, clear_attempts
 from distill.store.fingerprint import hash_object, sha256_bytes, sha256_file
@@ -42,6 +43,8 @@ from distill.store.remote_checkpoints import (
     prune_checkpoints,
     upload_checkpoint,
 )
+
+log = logging.getLogger("distill")
 
 MANIFEST = "manifest.json"
 COMPLETE = "_COMPLETE"
@@ -266,12 +269,19 @@ class StageDirectory:
     def checkpoint_saved(self, folder: Path) -> None:
         """A checkpoint was written to `folder` (under `checkpoints`): copy it to this attempt's prefix in the
         remote store, and drop this attempt's remote checkpoints the Trainer's rotation has removed locally
-        (other attempts' stay theirs). Nothing to do for a local root."""
+        (other attempts' stay theirs). Nothing to do for a local root.
+
+        Best effort: a copy that fails (the store unreachable for a moment, the folder rotated out while it was
+        copied) is logged and training goes on; a retry elsewhere then resumes from an older checkpoint, or
+        from scratch. The stage's result never depends on it (`finalize` commits)."""
         if self.remote is None:
             return
-        upload_checkpoint(self.remote, self.stage, self.key, self.attempt, folder)
-        kept = {child.name for child in self.checkpoints.iterdir() if child.is_dir()}
-        prune_checkpoints(self.remote, self.stage, self.key, self.attempt, kept)
+        try:
+            upload_checkpoint(self.remote, self.stage, self.key, self.attempt, folder)
+            kept = {child.name for child in self.checkpoints.iterdir() if child.is_dir()}
+            prune_checkpoints(self.remote, self.stage, self.key, self.attempt, kept)
+        except (OSError, TransientError) as exc:
+            log.warning("%s: not copied to the artifact store (%s); training goes on", folder.name, exc)
 
     def finalize(
         self,

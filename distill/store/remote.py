@@ -64,7 +64,10 @@ def cache_root(artifact_root: str) -> Path:
 
 # Answers that say "come back later": S3 throttling, a conditional write racing another (AWS's 409), timeouts.
 _TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "ConditionalRequestConflict", "InternalError"})
-_CONFIG_CODES = frozenset({"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+# NotImplemented (501): a store without conditional writes; retrying cannot help, and the stage would retrain.
+_CONFIG_CODES = frozenset(
+    {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NotImplemented"}
+)
 
 
 @contextlib.contextmanager
@@ -113,10 +116,10 @@ def _store_error_kind(exc: BaseException) -> str | None:
         return None
     status = answer.get("ResponseMetadata", {}).get("HTTPStatusCode")
     code = answer.get("Error", {}).get("Code")
+    if code in _CONFIG_CODES or status in (403, 501):
+        return "config"
     if code in _TRANSIENT_CODES or status in (408, 409, 429) or (isinstance(status, int) and status >= 500):
         return "transient"
-    if code in _CONFIG_CODES or status == 403:
-        return "config"
     return None
 
 

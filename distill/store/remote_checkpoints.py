@@ -52,17 +52,30 @@ def _folder(store: ObjectStore, stage: str, key: str, checkpoint: RemoteCheckpoi
 
 
 def upload_checkpoint(store: ObjectStore, stage: str, key: str, attempt: str, folder: Path) -> None:
-    """Copy a complete local `checkpoint-N` folder under this attempt's prefix, then its marker listing the files."""
+    """Copy a complete local `checkpoint-N` folder under this attempt's prefix, then its marker listing the files.
+
+    FileNotFoundError, and no marker, when the folder is missing or changes while it is copied (the Trainer's
+    rotation deletes old checkpoints as it saves new ones): a marker must never list part of a checkpoint."""
     remote = _folder(store, stage, key, RemoteCheckpoint(int(folder.name.rpartition("-")[2]), attempt))
+    listed = _files(folder)
     files = {}
     with store.calls("uploading a checkpoint"):
         with contextlib.suppress(FileNotFoundError):  # re-saved by this attempt: incomplete until the new marker
             store.fs.rm_file(f"{remote}/{CHECKPOINT_DONE}")
-        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-            name = file.relative_to(folder).as_posix()
+        for name in listed:
+            file = folder / name
             files[name] = {"size": file.stat().st_size, "sha256": sha256_file(file)}
             store.fs.put_file(str(file), f"{remote}/{name}")
+        if _files(folder) != listed:
+            raise FileNotFoundError(f"{folder} changed while it was copied")
         store.fs.pipe_file(f"{remote}/{CHECKPOINT_DONE}", json.dumps({"files": files}, indent=1).encode())
+
+
+def _files(folder: Path) -> list[str]:
+    """The files of a local checkpoint folder, relative and sorted; FileNotFoundError if it is not there."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not there")
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 def list_checkpoints(store: ObjectStore, stage: str, key: str, attempt: str | None = None) -> list[RemoteCheckpoint]:

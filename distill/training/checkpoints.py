@@ -37,6 +37,8 @@ def rng_states_are_complete(folder: Path, world_size: int) -> bool:
     Each rank writes its own, while rank 0 writes the rest, so `trainer_state.json` says nothing about them: a
     kill between the writes leaves one missing or cut short, and HF's resume fails on it at every retry. The
     ranks are `world_size` (the run resuming), or more if the folder holds more ranks' states."""
+    if not folder.is_dir():  # e.g. rotated out by the Trainer while someone looked at it
+        return False
     indexed = [int(match.group(1)) for child in folder.iterdir() if (match := _RANK_RNG.match(child.name))]
     ranks = max([world_size, *(index + 1 for index in indexed)])
     if ranks == 1:

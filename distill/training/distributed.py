@@ -11,6 +11,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import torch
 
@@ -35,20 +36,25 @@ def backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
-# How long a collective may wait for its slowest rank. The longest wait is planned: the other ranks sit at the
-# teacher-logits barrier for rank 0's whole teacher pass, hours on augmented data, and NCCL's 10-minute default
-# (which also overrides the TrainingArguments' `ddp_timeout`: the Trainer reuses this group) would abort them.
+# How long a collective of training may wait for its slowest rank: HF's `ddp_timeout` default (the Trainer reuses
+# this group, so ours is the one that applies). A rank that hangs, rather than dies, stalls the others this long.
+COLLECTIVE_TIMEOUT = timedelta(minutes=30)
+# The one long wait is planned: the other ranks wait for rank 0's whole teacher pass (hours on augmented data).
+# It gets a group of its own (gloo: a CPU-side barrier, also between GPUs), so training keeps the short timeout.
 # A rank that dies does not leave the others waiting this long: torchrun sees it exit and ends the group.
-COLLECTIVE_TIMEOUT = timedelta(hours=24)
+RANK_ZERO_WORK_TIMEOUT = timedelta(hours=24)
+_rank_zero_work_group: Any = None
 
 
 def init_process_group() -> None:
     """Join the ranks' process group now, before the Trainer does: the teacher-logits barrier comes before
     training. The Trainer (accelerate) reuses an initialised group."""
+    global _rank_zero_work_group
     if world_size() > 1 and not torch.distributed.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         torch.distributed.init_process_group(backend=backend(), timeout=COLLECTIVE_TIMEOUT)
+        _rank_zero_work_group = torch.distributed.new_group(backend="gloo", timeout=RANK_ZERO_WORK_TIMEOUT)
 
 
 @contextlib.contextmanager
@@ -57,11 +63,11 @@ def main_process_first() -> Iterator[None]:
     (teacher logits) is then found there by the others instead of being computed N times."""
     distributed = world_size() > 1 and torch.distributed.is_initialized()
     if distributed and not is_main_process():
-        torch.distributed.barrier()
+        torch.distributed.barrier(group=_rank_zero_work_group)
     yield
     # Not on an exception: rank 0 fails, torchrun ends the waiting ranks, and none of them computes it after all.
     if distributed and is_main_process():
-        torch.distributed.barrier()
+        torch.distributed.barrier(group=_rank_zero_work_group)
 
 
 def destroy_process_group() -> None:

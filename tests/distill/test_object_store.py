@@ -322,3 +322,20 @@ def test_complete_marker_is_the_manifest_hash(s3_root: str, tmp_path: Path, monk
     directory.finalize(config={}, metrics={}, upstream={}, code_version="test")
     marker = (directory.path / COMPLETE).read_text().strip()
     assert marker == hashlib.sha256((directory.path / MANIFEST).read_bytes()).hexdigest()
+
+
+def test_a_checkpoint_gone_before_it_is_copied_is_skipped_and_training_goes_on(
+    s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Trainer may rotate a checkpoint out before it is copied (uploads slower than save_steps): copying is
+    best effort, so the training that saved it must not fail, and nothing half-copied is listed in the store."""
+    from distill.training.checkpoints import checkpoint_is_valid
+
+    on_node(monkeypatch, tmp_path / "node")
+    directory = stage_directory(s3_root, STAGE, KEY)
+    directory.prepare()
+    gone = directory.checkpoints / "checkpoint-7"
+    assert not checkpoint_is_valid(gone, 2)  # a missing folder is not a valid checkpoint, for any world size
+    directory.checkpoint_saved(gone)  # does not raise
+    assert "checkpoint-7: not copied to the artifact store" in caplog.text
+    assert list_checkpoints(remote_store(s3_root), STAGE, KEY) == []

@@ -62,8 +62,9 @@ def test_outages_and_conflicts_are_transient(error: BaseException) -> None:
         boto.NoRegionError(),
         answer(403, "AccessDenied"),
         answer(404, "NoSuchBucket"),
+        answer(501, "NotImplemented"),  # a store without conditional writes: retrying would only retrain
     ],
-    ids=["no-credentials", "partial-credentials", "bad-parameter", "no-region", "403", "no-bucket"],
+    ids=["no-credentials", "partial-credentials", "bad-parameter", "no-region", "403", "no-bucket", "501"],
 )
 def test_settings_errors_name_artifact_root_and_are_not_retried(error: BaseException) -> None:
     raised = raised_through(error)
