@@ -68,8 +68,10 @@ def check_devices(config: RunConfig, gpus: int | None = None) -> None:
         gpus = torch.cuda.device_count()
     for where, training in training_sections(config):
         if training.devices > gpus:
+            plural = "s" if gpus != 1 else ""
             raise ConfigError(
-                f"{where}.devices is {training.devices}, but this machine has {gpus} GPU{'s' if gpus != 1 else ''}"
+                f"{where}.devices is {training.devices}, but this process sees {gpus} GPU{plural} "
+                "(CUDA_VISIBLE_DEVICES)"
             )
 
 

@@ -388,12 +388,16 @@ def test_the_earliest_failure_report_decides_the_rank_and_the_kind(tmp_path: Pat
 def test_more_devices_than_gpus_is_refused_at_preflight(teacher_path: Path, tmp_path: Path) -> None:
     config = run_config(tmp_path, teacher_path, devices=2, batch_size=BATCH)
     check_devices(config, gpus=2)
-    with pytest.raises(ConfigError, match=r"^teacher\.training\.devices is 2, but this machine has 1 GPU$"):
+    one_gpu = r"^teacher\.training\.devices is 2, but this process sees 1 GPU \(CUDA_VISIBLE_DEVICES\)$"
+    with pytest.raises(ConfigError, match=one_gpu):
         check_devices(config, gpus=1)
     raw = config.model_dump()
     raw["teacher"]["finetuned"] = True  # its training does not run, so its devices do not count
     raw["stages"][0]["prediction_layer"]["training"]["devices"] = 3
-    message = r"^stages\[0\]\.prediction_layer\.training\.devices is 3, but this machine has 2 GPUs$"
+    message = (
+        r"^stages\[0\]\.prediction_layer\.training\.devices is 3, but this process sees 2 GPUs "
+        r"\(CUDA_VISIBLE_DEVICES\)$"
+    )
     with pytest.raises(ConfigError, match=message):
         check_devices(RunConfig.model_validate(raw), gpus=2)
 
