@@ -37,9 +37,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deployments.processes import Process, marked_processes, running, start_time, stop
 from distill_cli.server import free_port, healthy
@@ -151,6 +153,38 @@ def postgres_bin_dir() -> Path | None:
     return candidates[-1].parent if candidates else None
 
 
+def _start_on_a_free_port(
+    state: ClusterState,
+    name: str,
+    command: Callable[[int], list[str]],
+    ready: Callable[[int], bool],
+    record: Callable[[int], None],
+    env: dict[str, str],
+    *,
+    poll: float,
+    failure: str,
+    **popen: Any,
+) -> int:
+    """Start `name` on a free port (recorded before it starts) and wait until `ready(port)`; once more on another
+    port if the first was taken between choosing and binding it. Returns the port."""
+    for attempt in (1, 2):
+        port = free_port()
+        record(port)
+        offset = _log_size(state, name)
+        process = _spawn(state, name, command(port), env, **popen)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not ready(port):
+            if not running(process) or time.monotonic() > deadline:
+                stop([process])
+                if attempt == 1 and _bind_failed(process.log, offset):
+                    break
+                raise ClusterError(f"{failure}: {_tail(process.log)}")
+            time.sleep(poll)
+        else:
+            return port
+    raise AssertionError("unreachable: the second attempt returns or raises")
+
+
 def _start_postgres(state: ClusterState, env: dict[str, str]) -> None:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
@@ -174,25 +208,23 @@ def _start_postgres(state: ClusterState, env: dict[str, str]) -> None:
                 f"initdb failed in {data} (as root, the postgres user must be able to reach this folder): "
                 f"{(initdb.stderr or initdb.stdout).strip()[-500:]}"
             )
-    for attempt in (1, 2):
-        port = free_port()
+
+    # pg_hba.conf from initdb allows local socket, 127.0.0.1/32 and ::1/128 only; we listen on 127.0.0.1.
+    def command(port: int) -> list[str]:
+        return [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
+                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}"]  # fmt: skip
+
+    def ready(port: int) -> bool:
+        answer = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+        return subprocess.run(answer, capture_output=True, env=env).returncode == 0
+
+    def record(port: int) -> None:
         state.postgres_port = port
-        command = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-                   "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}"]  # fmt: skip
-        offset = _log_size(state, "postgres")
-        process = _spawn(state, "postgres", command, env, cwd=data, **as_postgres)
-        # pg_hba.conf from initdb allows local socket, 127.0.0.1/32 and ::1/128 only; we listen on 127.0.0.1.
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        ready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
-        while subprocess.run(ready, capture_output=True, env=env).returncode != 0:
-            if not running(process) or time.monotonic() > deadline:
-                stop([process])
-                if attempt == 1 and _bind_failed(process.log, offset):
-                    break
-                raise ClusterError(f"postgres did not start: {_tail(process.log)}")
-            time.sleep(0.3)
-        else:
-            break
+
+    port = _start_on_a_free_port(
+        state, "postgres", command, ready, record, env, poll=0.3, failure="postgres did not start", cwd=data,
+        **as_postgres,
+    )  # fmt: skip
     created = subprocess.run(
         [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"],
         capture_output=True, text=True, env=env,
@@ -239,24 +271,21 @@ def _prefect_env(state: ClusterState) -> dict[str, str]:
 def _start_server(state: ClusterState) -> None:
     env = _prefect_env(state)
     env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = state.database_url or ""
-    for attempt in (1, 2):
-        port = free_port()
+
+    def record(port: int) -> None:
         state.server_port = port
-        offset = _log_size(state, "server")
-        command = [sys.executable, "-m", "distill_cli.prefect_server", "--port", str(port)]
-        process = _spawn(state, "server", command, env)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not healthy(url):
-            if not running(process) or time.monotonic() > deadline:
-                stop([process])
-                if attempt == 1 and _bind_failed(process.log, offset):
-                    break
-                raise ClusterError(f"the Prefect server did not become healthy: {_tail(process.log)}")
-            time.sleep(0.5)
-        else:
-            break
-    state.api_url = f"{url}/api"
+
+    port = _start_on_a_free_port(
+        state,
+        "server",
+        lambda port: [sys.executable, "-m", "distill_cli.prefect_server", "--port", str(port)],
+        lambda port: healthy(f"http://127.0.0.1:{port}"),
+        record,
+        env,
+        poll=0.5,
+        failure="the Prefect server did not become healthy",
+    )
+    state.api_url = f"http://127.0.0.1:{port}/api"
     state.save()
 
 

@@ -42,6 +42,16 @@ def write_outputs(folder: Path, writer: int) -> None:
     (folder / f"only-writer-{writer}.txt").write_text(str(writer))
 
 
+def build(root: str, writer: int, *, discard: bool = False) -> Any:
+    """Compute the stage on the current node (after a refresh's discard, if asked) with `writer`'s outputs."""
+    directory = stage_directory(root, STAGE, KEY)
+    if discard:
+        directory.discard()
+    directory.prepare()
+    write_outputs(directory.path, writer)
+    return directory.finalize(config={}, metrics={"writer": writer}, upstream={}, code_version="test")
+
+
 def _race_writer(writer: int, root: str, cache: str, barrier: Any, results: Any) -> None:
     """One racing writer, in its own process and on its own node: outputs written, then all finalize at once."""
     os.environ["DISTILL_CACHE_DIR"] = cache
@@ -126,10 +136,8 @@ def test_a_stage_written_on_one_node_is_read_on_another(
     s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on_node(monkeypatch, tmp_path / "node-a")
+    result_a = build(s3_root, 1)
     written = stage_directory(s3_root, STAGE, KEY)
-    written.prepare()
-    write_outputs(written.path, 1)
-    result_a = written.finalize(config={}, metrics={"loss": 0.5}, upstream={}, code_version="test")
 
     on_node(monkeypatch, tmp_path / "node-b")
     read = stage_directory(s3_root, STAGE, KEY)
@@ -150,16 +158,6 @@ def test_a_stage_written_on_one_node_is_read_on_another(
     assert weights.read_bytes() == original and tree(read.path) == tree(written.path)
     # A stage nobody committed stays missing.
     assert not stage_directory(s3_root, STAGE, "finetune-teacher-" + "f" * 24).verify().ok
-
-
-def build(root: str, writer: int, *, discard: bool = False) -> Any:
-    """Compute the stage on the current node (after a refresh's discard, if asked) with `writer`'s outputs."""
-    directory = stage_directory(root, STAGE, KEY)
-    if discard:
-        directory.discard()
-    directory.prepare()
-    write_outputs(directory.path, writer)
-    return directory.finalize(config={}, metrics={"writer": writer}, upstream={}, code_version="test")
 
 
 def test_a_node_serves_the_committed_build_not_its_stale_copy(
@@ -196,10 +194,7 @@ def test_a_worker_on_another_node_reads_the_prefect_record(
     from tasks.records import StageDirectoryRecords
 
     on_node(monkeypatch, tmp_path / "node-a")
-    written = stage_directory(s3_root, STAGE, KEY)
-    written.prepare()
-    write_outputs(written.path, 1)
-    result = written.finalize(config={}, metrics={}, upstream={}, code_version="test")
+    result = build(s3_root, 1)
     on_node(monkeypatch, tmp_path / "node-c")
     records = StageDirectoryRecords(root=s3_root)
     record = ResultRecord.deserialize(records.read_path(KEY))
@@ -300,15 +295,11 @@ def test_other_schemes_are_refused_in_one_line() -> None:
 def test_a_refresh_withdraws_the_committed_stage(s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An explicit recompute must not lose to the build it replaces: discarding removes the remote manifest."""
     on_node(monkeypatch, tmp_path / "node")
+    first = build(s3_root, 1)
     directory = stage_directory(s3_root, STAGE, KEY)
-    directory.prepare()
-    write_outputs(directory.path, 1)
-    first = directory.finalize(config={}, metrics={}, upstream={}, code_version="test")
     directory.discard()
     assert remote_store(s3_root).read_manifest(STAGE, KEY) is None and not directory.verify().ok
-    directory.prepare()
-    write_outputs(directory.path, 2)
-    second = directory.finalize(config={}, metrics={}, upstream={}, code_version="test")
+    second = build(s3_root, 2)
     assert second.content_sha256 != first.content_sha256
     assert hashlib.sha256(remote_store(s3_root).read_manifest(STAGE, KEY)).hexdigest() == second.manifest_sha256
 
@@ -316,10 +307,8 @@ def test_a_refresh_withdraws_the_committed_stage(s3_root: str, tmp_path: Path, m
 def test_complete_marker_is_the_manifest_hash(s3_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The local protocol is unchanged for a remote root: `_COMPLETE` holds the sha256 of the manifest's bytes."""
     on_node(monkeypatch, tmp_path / "node")
+    build(s3_root, 3)
     directory = stage_directory(s3_root, STAGE, KEY)
-    directory.prepare()
-    write_outputs(directory.path, 3)
-    directory.finalize(config={}, metrics={}, upstream={}, code_version="test")
     marker = (directory.path / COMPLETE).read_text().strip()
     assert marker == hashlib.sha256((directory.path / MANIFEST).read_bytes()).hexdigest()
 
