@@ -18,24 +18,15 @@ and does the same, then ends the process outright if a graceful shutdown has not
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import os
 import signal
 import sys
 import threading
 import time
 
+from distill.lifetime import die_with_parent
+
 SHUTDOWN_GRACE_S = 10.0
-
-
-def _die_with_parent_linux() -> None:
-    """Ask the kernel for SIGTERM when the parent process exits (Linux only; a no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _watch_parent(parent: int) -> None:
@@ -57,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent", type=int, default=None, help="exit when this process does")
     args = parser.parse_args(argv)
     if args.parent is not None:
-        _die_with_parent_linux()
-        if os.getppid() != args.parent:  # the parent died before the signal was armed
+        if not die_with_parent(args.parent):  # the parent died before the signal was armed
             sys.exit(1)
         _watch_parent(args.parent)
     # Loopback only. The browser reaches the API on the same host and port as the page, so the UI is told

@@ -21,8 +21,6 @@ accelerate config file, and the Trainer reads its environment variables as they 
 from __future__ import annotations
 
 import collections
-import ctypes
-import ctypes.util
 import json
 import logging
 import os
@@ -101,15 +99,6 @@ def read_spec(path: Path) -> tuple[StageInput, StageDirectory, Path]:
     stage = spec["stage"]
     directory = StageDirectory(Path(stage["root"]), stage["stage"], stage["key"])
     return input_type.model_validate(spec["inputs"]), directory, Path(spec["result"])
-
-
-def die_with_parent(parent: int | None = None) -> bool:
-    """Ask the kernel for SIGTERM when the process (strictly: the thread) that started this one exits (Linux;
-    elsewhere a no-op). False when `parent` is already gone, before the signal was armed."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
-    return parent is None or os.getppid() == parent
 
 
 def launch(

@@ -20,7 +20,8 @@ from transformers import TrainerCallback
 
 from distill.errors import DistillError, first_line, is_transient
 from distill.io import atomic_write_json
-from distill.stages.distributed import CHECKPOINT_SAVED, die_with_parent, failure_file, read_spec
+from distill.lifetime import die_with_parent
+from distill.stages.distributed import CHECKPOINT_SAVED, failure_file, read_spec
 from distill.training import distributed
 from distill.training.progress import TrainingPace, format_duration, progress_text
 

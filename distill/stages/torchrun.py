@@ -11,7 +11,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-from distill.stages.distributed import die_with_parent
+from distill.lifetime import die_with_parent
 
 
 def main() -> None:
